@@ -1,0 +1,157 @@
+//! Atomic output: write to a temporary path, rename when complete.
+//!
+//! An interrupted run leaves only a dot-prefixed staging directory behind, never a directory
+//! that looks complete, and a finished output is never overwritten.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// A directory being written under a hidden staging name, renamed into place by
+/// [`StagedDir::commit`]. Dropped without commit, it removes itself.
+#[derive(Debug)]
+pub struct StagedDir {
+    staging: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl StagedDir {
+    /// Starts writing `target`.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] when `target` exists; IO errors creating the staging directory.
+    pub fn new(target: &Path) -> Result<Self> {
+        if target.exists() {
+            return Err(Error::AlreadyExists { path: target.to_path_buf() });
+        }
+        let parent = target.parent().unwrap_or(Path::new("."));
+        fs_err::create_dir_all(parent)?;
+        let name = target.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy());
+        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        if staging.exists() {
+            fs_err::remove_dir_all(&staging)?;
+        }
+        fs_err::create_dir_all(&staging)?;
+        Ok(Self { staging, target: target.to_path_buf(), committed: false })
+    }
+
+    /// Where to write the contents now.
+    pub fn path(&self) -> &Path {
+        &self.staging
+    }
+
+    /// The final path, valid once committed.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Renames the staging directory into place.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] if something appeared at the target meanwhile; IO errors.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        if self.target.exists() {
+            return Err(Error::AlreadyExists { path: self.target.clone() });
+        }
+        fs_err::rename(&self.staging, &self.target)?;
+        self.committed = true;
+        Ok(self.target.clone())
+    }
+
+    /// Renames the staging directory to the first free `<target>-<n>`, n = 1, 2, …, so
+    /// concurrent runs of one pipeline never collide nor overwrite each other.
+    ///
+    /// # Errors
+    /// IO errors other than a lost race for a name.
+    pub fn commit_numbered(mut self) -> Result<PathBuf> {
+        let stem = self.target.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+        for n in 1.. {
+            let candidate = self.target.with_file_name(format!("{stem}-{n}"));
+            if candidate.exists() {
+                continue;
+            }
+            match fs_err::rename(&self.staging, &candidate) {
+                Ok(()) => {
+                    self.committed = true;
+                    return Ok(candidate);
+                }
+                // Another run took the name between the check and the rename (a non-empty
+                // directory cannot be replaced): try the next one.
+                Err(_) if candidate.exists() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        unreachable!("some run number is free")
+    }
+}
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Best effort: a leftover hidden staging dir never looks like a finished output.
+            let _ = fs_err::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+///
+/// # Errors
+/// IO errors, naming the path.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy());
+    let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    fs_err::write(&tmp, bytes)?;
+    fs_err::rename(&tmp, path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("kiln-fsx-{name}-{}", std::process::id()));
+        let _ = fs_err::remove_dir_all(&dir);
+        fs_err::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn commit_renames_and_never_overwrites() {
+        let dir = scratch("commit");
+        let target = dir.join("run");
+        let staged = StagedDir::new(&target).unwrap();
+        fs_err::write(staged.path().join("a"), b"1").unwrap();
+        assert!(!target.exists());
+        staged.commit().unwrap();
+        assert_eq!(fs_err::read(target.join("a")).unwrap(), b"1");
+        assert!(matches!(StagedDir::new(&target), Err(Error::AlreadyExists { .. })));
+        fs_err::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn numbered_commits_take_the_next_free_number() {
+        let dir = scratch("numbered");
+        let base = dir.join("run");
+        let first = StagedDir::new(&base).unwrap().commit_numbered().unwrap();
+        let second = StagedDir::new(&base).unwrap().commit_numbered().unwrap();
+        assert_eq!(first, dir.join("run-1"));
+        assert_eq!(second, dir.join("run-2"));
+        fs_err::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dropped_stage_leaves_nothing() {
+        let dir = scratch("drop");
+        let target = dir.join("run");
+        {
+            let staged = StagedDir::new(&target).unwrap();
+            fs_err::write(staged.path().join("a"), b"1").unwrap();
+        }
+        assert_eq!(fs_err::read_dir(&dir).unwrap().count(), 0);
+        fs_err::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,243 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray,
+    builder::{BooleanBuilder, Float64Builder, StringBuilder},
+};
+use arrow_schema::{DataType, Field, Schema as ArrowSchema};
+
+use crate::{ColumnType, Error, RawTable, Result, Schema};
+
+/// A typed table: one Arrow column per schema column.
+#[derive(Debug, Clone)]
+pub struct Table {
+    path: PathBuf,
+    schema: Schema,
+    batch: RecordBatch,
+    first_line: usize,
+}
+
+/// A typed view of one column.
+#[derive(Debug, Clone, Copy)]
+pub enum ColumnRef<'a> {
+    /// A numeric column (nulls are missing values).
+    Numeric(&'a Float64Array),
+    /// A categorical column.
+    Categorical(&'a StringArray),
+    /// A boolean column.
+    Boolean(&'a BooleanArray),
+}
+
+impl ColumnRef<'_> {
+    /// The cell at `row` as text, `None` when missing (for labels and messages).
+    pub fn text(&self, row: usize) -> Option<String> {
+        match self {
+            ColumnRef::Numeric(a) => (!a.is_null(row)).then(|| a.value(row).to_string()),
+            ColumnRef::Categorical(a) => (!a.is_null(row)).then(|| a.value(row).to_owned()),
+            ColumnRef::Boolean(a) => (!a.is_null(row)).then(|| a.value(row).to_string()),
+        }
+    }
+
+    /// Whether the cell at `row` is missing.
+    pub fn is_null(&self, row: usize) -> bool {
+        match self {
+            ColumnRef::Numeric(a) => a.is_null(row),
+            ColumnRef::Categorical(a) => a.is_null(row),
+            ColumnRef::Boolean(a) => a.is_null(row),
+        }
+    }
+}
+
+impl Table {
+    /// The file this table was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema of the columns present.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Number of rows.
+    pub fn n_rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    /// The Arrow batch.
+    pub fn batch(&self) -> &RecordBatch {
+        &self.batch
+    }
+
+    /// The 1-based file line of data row `row` (0-based).
+    pub fn line_of(&self, row: usize) -> usize {
+        self.first_line + row
+    }
+
+    /// The column called `name`.
+    pub fn column(&self, name: &str) -> Option<ColumnRef<'_>> {
+        let index = self.schema.columns.iter().position(|c| c.name == name)?;
+        let array = self.batch.column(index).as_any();
+        Some(match self.schema.columns[index].column_type {
+            ColumnType::Numeric => ColumnRef::Numeric(array.downcast_ref().expect("typed column")),
+            ColumnType::Categorical => {
+                ColumnRef::Categorical(array.downcast_ref().expect("typed column"))
+            }
+            ColumnType::Boolean => ColumnRef::Boolean(array.downcast_ref().expect("typed column")),
+        })
+    }
+
+    /// The column called `name`, or an error naming the file and the closest column.
+    ///
+    /// # Errors
+    /// [`Error::MissingColumn`].
+    pub fn require(&self, name: &str) -> Result<ColumnRef<'_>> {
+        self.column(name)
+            .ok_or_else(|| missing_column(&self.path, name, self.schema.names()))
+    }
+}
+
+impl RawTable {
+    /// Types the text columns by `schema`. Columns the file has but the schema lacks are
+    /// dropped; a schema column the file lacks is an error unless listed in `optional`.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] naming line, column and value; [`Error::MissingColumn`].
+    pub fn conform(&self, schema: &Schema, optional: &[&str]) -> Result<Table> {
+        let mut fields = Vec::new();
+        let mut arrays: Vec<ArrayRef> = Vec::new();
+        let mut present = Vec::new();
+        for column in &schema.columns {
+            let Some(index) = self.names.iter().position(|n| *n == column.name) else {
+                if optional.contains(&column.name.as_str()) {
+                    continue;
+                }
+                return Err(missing_column(&self.path, &column.name, self.names.iter()));
+            };
+            let bad_value = |row: usize, value: &str| Error::BadValue {
+                path: self.path.clone(),
+                line: self.first_line + row,
+                column: column.name.clone(),
+                value: value.to_owned(),
+                expected: column.column_type.expected(),
+            };
+            let cells = self.text_column(index);
+            let (array, data_type): (ArrayRef, _) = match column.column_type {
+                ColumnType::Numeric => {
+                    let mut b = Float64Builder::with_capacity(self.n_rows());
+                    for (row, cell) in cells.enumerate() {
+                        match cell {
+                            None => b.append_null(),
+                            Some(text) => match text.trim().parse::<f64>() {
+                                Ok(v) if v.is_nan() => b.append_null(),
+                                Ok(v) => b.append_value(v),
+                                Err(_) => return Err(bad_value(row, text)),
+                            },
+                        }
+                    }
+                    (Arc::new(b.finish()), DataType::Float64)
+                }
+                ColumnType::Categorical => {
+                    let mut b = StringBuilder::new();
+                    for cell in cells {
+                        b.append_option(cell);
+                    }
+                    (Arc::new(b.finish()), DataType::Utf8)
+                }
+                ColumnType::Boolean => {
+                    let mut b = BooleanBuilder::with_capacity(self.n_rows());
+                    for (row, cell) in cells.enumerate() {
+                        match cell {
+                            None => b.append_null(),
+                            Some(text) => b.append_value(
+                                parse_bool(text)
+                                    .or(match text.trim() {
+                                        "1" => Some(true),
+                                        "0" => Some(false),
+                                        _ => None,
+                                    })
+                                    .ok_or_else(|| bad_value(row, text))?,
+                            ),
+                        }
+                    }
+                    (Arc::new(b.finish()), DataType::Boolean)
+                }
+            };
+            fields.push(Field::new(&column.name, data_type, true));
+            arrays.push(array);
+            present.push(column.clone());
+        }
+        let batch = RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays)
+            .map_err(|source| Error::Csv { path: self.path.clone(), source })?;
+        Ok(Table {
+            path: self.path.clone(),
+            schema: Schema { columns: present },
+            batch,
+            first_line: self.first_line,
+        })
+    }
+}
+
+/// Reads true/false and yes/no, in any case.
+pub(crate) fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" => Some(true),
+        "false" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// A [`Error::MissingColumn`] that suggests the closest available name.
+pub(crate) fn missing_column<'a>(
+    path: &Path,
+    column: &str,
+    available: impl Iterator<Item = impl AsRef<str> + 'a>,
+) -> Error {
+    let suggestion = available
+        .map(|name| (strsim::jaro_winkler(column, name.as_ref()), name.as_ref().to_owned()))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, name)| name);
+    Error::MissingColumn { path: path.to_path_buf(), column: column.to_owned(), suggestion }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CsvOptions, infer_schema, read_csv};
+    use std::collections::BTreeMap;
+
+    fn raw(name: &str, text: &str) -> RawTable {
+        let dir = std::env::temp_dir().join(format!("kiln-table-{}", std::process::id()));
+        fs_err::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        fs_err::write(&path, text).unwrap();
+        read_csv(&path, &CsvOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn non_numeric_value_names_line_and_column() {
+        let raw = raw("bad.csv", "x,y\n1,a\n2,b\nabc,c\n");
+        // Infer from the first two rows only, so `x` is numeric and row 3 breaks it.
+        let schema = infer_schema(&raw, 2, &BTreeMap::new()).unwrap();
+        let err = raw.conform(&schema, &[]).unwrap_err().to_string();
+        assert!(err.ends_with("bad.csv: line 4, column `x`: cannot read `abc` as a number"), "{err}");
+    }
+
+    #[test]
+    fn optional_columns_may_be_absent() {
+        let raw = raw("opt.csv", "x\n1\n");
+        let schema = Schema {
+            columns: vec![
+                crate::ColumnSchema { name: "x".into(), column_type: ColumnType::Numeric },
+                crate::ColumnSchema { name: "target".into(), column_type: ColumnType::Categorical },
+            ],
+        };
+        let table = raw.conform(&schema, &["target"]).unwrap();
+        assert!(table.column("target").is_none());
+        assert!(matches!(table.column("x"), Some(ColumnRef::Numeric(_))));
+        let err = raw.conform(&schema, &[]).unwrap_err();
+        assert!(matches!(err, Error::MissingColumn { .. }), "{err}");
+    }
+}

@@ -1,0 +1,355 @@
+//! The pipeline file: raw serde structs (unknown keys refused), checked into a
+//! [`ValidPipelineConfig`] that is the only form the runner accepts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kiln_data::{ColumnType, CsvOptions, SplitFractions};
+use kiln_models::ModelKind;
+use kiln_transform::{FeatureConfig, TargetKind};
+use serde::{Deserialize, Serialize};
+
+use crate::ConfigError;
+
+/// `pipeline.toml` as written (defaults filled in).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// `[pipeline]`.
+    pub pipeline: PipelineSection,
+    /// `[data]`.
+    pub data: DataSection,
+    /// `[split]`.
+    #[serde(default)]
+    pub split: SplitSection,
+    /// `[features]`.
+    #[serde(default)]
+    pub features: FeatureConfig,
+    /// `[model]`.
+    #[serde(default)]
+    pub model: ModelSection,
+    /// `[train]`.
+    #[serde(default)]
+    pub train: TrainSection,
+}
+
+/// `[pipeline]`: identity and seed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    /// Names the run directories.
+    pub name: String,
+    /// Seed of every random stream (split, initialization, data order).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+/// `[data]`: where the rows come from and what to predict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// CSV file, relative to the pipeline file.
+    pub source: PathBuf,
+    /// Column to predict.
+    pub target: String,
+    /// Inferred from the target's type when absent.
+    #[serde(default)]
+    pub task: Option<TargetKind>,
+    /// Single-character field delimiter.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// Cell texts read as missing.
+    #[serde(default = "default_missing")]
+    pub missing: Vec<String>,
+    /// Rows sampled to infer column types.
+    #[serde(default = "default_infer_rows")]
+    pub infer_rows: usize,
+    /// Column type overrides.
+    #[serde(default)]
+    pub columns: BTreeMap<String, ColumnType>,
+    /// Columns not used as features (ids, leaks).
+    #[serde(default)]
+    pub drop: Vec<String>,
+}
+
+fn default_delimiter() -> char {
+    ','
+}
+
+fn default_missing() -> Vec<String> {
+    CsvOptions::default().missing
+}
+
+fn default_infer_rows() -> usize {
+    1000
+}
+
+/// How rows are split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitMethod {
+    /// Shuffle and cut.
+    Random,
+    /// Per class (classification only).
+    Stratified,
+}
+
+/// `[split]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SplitSection {
+    /// Stratified for classification, random for regression, when absent.
+    pub method: Option<SplitMethod>,
+    /// Validation fraction.
+    pub valid: f64,
+    /// Test fraction.
+    pub test: f64,
+}
+
+impl Default for SplitSection {
+    fn default() -> Self {
+        Self { method: None, valid: 0.15, test: 0.2 }
+    }
+}
+
+/// `[model]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// `linear` (linear / logistic / softmax regression) or `mlp`.
+    pub kind: ModelKind,
+    /// Hidden layer widths (mlp).
+    pub hidden: Vec<usize>,
+    /// Dropout after hidden layers.
+    pub dropout: f64,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self { kind: ModelKind::Mlp, hidden: vec![64, 32], dropout: 0.0 }
+    }
+}
+
+/// Optimizers kiln can train with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// Adam (with optional L2 weight decay).
+    #[default]
+    Adam,
+}
+
+/// `[train.early_stopping]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStopping {
+    /// Epochs without a better validation loss before stopping.
+    pub patience: usize,
+}
+
+/// `[train]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
+    pub lr: f64,
+    /// Maximum epochs.
+    pub epochs: usize,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// L2 penalty.
+    pub weight_decay: f64,
+    /// Stop when validation loss stalls.
+    pub early_stopping: Option<EarlyStopping>,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            optimizer: OptimizerKind::Adam,
+            lr: 1e-3,
+            epochs: 100,
+            batch_size: 64,
+            weight_decay: 0.0,
+            early_stopping: None,
+        }
+    }
+}
+
+/// A checked pipeline: paths resolved, every rule satisfied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidPipelineConfig {
+    raw: PipelineConfig,
+    config_path: PathBuf,
+    source: PathBuf,
+    fractions: SplitFractions,
+    csv: CsvOptions,
+}
+
+impl ValidPipelineConfig {
+    /// The config as parsed, defaults filled in.
+    pub fn raw(&self) -> &PipelineConfig {
+        &self.raw
+    }
+
+    /// The pipeline file.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The data file, resolved against the pipeline file's folder.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// Checked split fractions.
+    pub fn fractions(&self) -> SplitFractions {
+        self.fractions
+    }
+
+    /// How to read the data file.
+    pub fn csv(&self) -> &CsvOptions {
+        &self.csv
+    }
+
+    /// Replaces the seed (the `--seed` flag).
+    pub fn set_seed(&mut self, seed: u64) {
+        self.raw.pipeline.seed = seed;
+    }
+}
+
+impl PipelineConfig {
+    /// Reads and checks a pipeline file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, and the line and key where one applies.
+    pub fn load(path: &Path) -> Result<ValidPipelineConfig, ConfigError> {
+        let text = fs_err::read_to_string(path)?;
+        Self::parse(&text, path)?.check(path)
+    }
+
+    /// Parses TOML text; `path` is only used in messages.
+    ///
+    /// # Errors
+    /// [`ConfigError::UnknownKey`] (with the closest valid key), [`ConfigError::Toml`].
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))
+    }
+
+    /// Checks every rule; `path` is the pipeline file, against which `data.source` resolves.
+    ///
+    /// # Errors
+    /// One [`ConfigError`] variant per rule.
+    pub fn check(self, path: &Path) -> Result<ValidPipelineConfig, ConfigError> {
+        let invalid = |key: &'static str, reason: String| ConfigError::Invalid { path: path.to_path_buf(), key, reason };
+        if self.pipeline.name.trim().is_empty()
+            || self.pipeline.name.contains(['/', '\\'])
+            || self.pipeline.name.starts_with('.')
+        {
+            return Err(invalid("pipeline.name", "must be non-empty, without slashes, not starting with `.`".into()));
+        }
+        let fractions = SplitFractions::new(self.split.valid, self.split.test)
+            .map_err(|e| invalid("split", e.to_string()))?;
+        if self.split.method == Some(SplitMethod::Stratified) && self.data.task == Some(TargetKind::Regression) {
+            return Err(invalid("split.method", "stratified splits need a classification task".into()));
+        }
+        let delimiter = u8::try_from(self.data.delimiter)
+            .ok()
+            .filter(u8::is_ascii)
+            .ok_or_else(|| invalid("data.delimiter", format!("`{}` is not a single ASCII character", self.data.delimiter)))?;
+        if self.data.infer_rows == 0 {
+            return Err(invalid("data.infer_rows", "must be at least 1".into()));
+        }
+        if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
+            return Err(invalid("train.lr", format!("must be a positive number, got {}", self.train.lr)));
+        }
+        if self.train.epochs == 0 {
+            return Err(invalid("train.epochs", "must be at least 1".into()));
+        }
+        if self.train.batch_size == 0 {
+            return Err(invalid("train.batch_size", "must be at least 1".into()));
+        }
+        if !(self.train.weight_decay.is_finite() && self.train.weight_decay >= 0.0) {
+            return Err(invalid("train.weight_decay", "must be zero or positive".into()));
+        }
+        if self.train.early_stopping.is_some_and(|e| e.patience == 0) {
+            return Err(invalid("train.early_stopping.patience", "must be at least 1".into()));
+        }
+        if self.data.drop.contains(&self.data.target) {
+            return Err(invalid("data.drop", format!("drops the target `{}`", self.data.target)));
+        }
+        kiln_models::ModelSpec {
+            kind: self.model.kind,
+            inputs: 1,
+            hidden: self.model.hidden.clone(),
+            outputs: 1,
+            dropout: self.model.dropout,
+        }
+        .check()
+        .map_err(|e| invalid("model", e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let source = base.join(&self.data.source);
+        let csv = CsvOptions { delimiter, has_header: true, missing: self.data.missing.clone() };
+        Ok(ValidPipelineConfig { raw: self, config_path: path.to_path_buf(), source, fractions, csv })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[pipeline]\nname = \"p\"\n[data]\nsource = \"d.csv\"\ntarget = \"y\"\n";
+
+    fn check(extra: &str) -> Result<ValidPipelineConfig, ConfigError> {
+        let path = Path::new("dir/pipeline.toml");
+        PipelineConfig::parse(&format!("{MINIMAL}{extra}"), path)?.check(path)
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_and_resolves_source() {
+        let c = check("").unwrap();
+        assert_eq!(c.source(), Path::new("dir/d.csv"));
+        assert_eq!(c.raw().pipeline.seed, 42);
+        assert_eq!(c.raw().train, TrainSection::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_a_suggestion() {
+        let err = check("[train]\nepoch = 5\n").unwrap_err().to_string();
+        assert_eq!(err, "dir/pipeline.toml: line 7: unknown key `epoch`; did you mean `epochs`?");
+        let err = check("[modle]\nkind = \"mlp\"\n").unwrap_err().to_string();
+        assert_eq!(err, "dir/pipeline.toml: line 6: unknown key `modle`; did you mean `model`?");
+    }
+
+    #[test]
+    fn each_rule_is_enforced() {
+        let cases = [
+            ("[split]\nvalid = 0.5\ntest = 0.5\n", "split"),
+            ("[train]\nlr = 0.0\n", "train.lr"),
+            ("[train]\nepochs = 0\n", "train.epochs"),
+            ("[train]\nbatch_size = 0\n", "train.batch_size"),
+            ("[train]\nweight_decay = -1.0\n", "train.weight_decay"),
+            ("[train]\nearly_stopping = { patience = 0 }\n", "train.early_stopping.patience"),
+            ("[model]\nhidden = [0]\n", "model"),
+            ("[model]\nkind = \"linear\"\nhidden = [3]\n", "model"),
+        ];
+        for (extra, key) in cases {
+            match check(extra) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{extra}"),
+                other => panic!("{extra}: expected an invalid `{key}`, got {other:?}"),
+            }
+        }
+        let drop_target = format!("{}drop = [\"y\"]\n", MINIMAL.trim_end().to_owned() + "\n");
+        let err = PipelineConfig::parse(&drop_target, Path::new("p.toml")).unwrap().check(Path::new("p.toml"));
+        assert!(matches!(err, Err(ConfigError::Invalid { key: "data.drop", .. })));
+        let bad_name = MINIMAL.replace("\"p\"", "\"../x\"");
+        let err = PipelineConfig::parse(&bad_name, Path::new("p.toml")).unwrap().check(Path::new("p.toml"));
+        assert!(matches!(err, Err(ConfigError::Invalid { key: "pipeline.name", .. })));
+    }
+}

@@ -1,0 +1,143 @@
+use std::path::PathBuf;
+
+/// Errors in a pipeline file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A key the pipeline format does not have.
+    #[error("{}: line {line}: unknown key `{key}`{}", path.display(), suggestion.as_ref().map_or(String::new(), |s| format!("; did you mean `{s}`?")))]
+    UnknownKey {
+        /// The pipeline file.
+        path: PathBuf,
+        /// 1-based line of the key.
+        line: usize,
+        /// The key.
+        key: String,
+        /// The closest valid key at that place, if any is close.
+        suggestion: Option<String>,
+    },
+    /// Malformed TOML or a value of the wrong type (toml's message gives line and column).
+    #[error("{}: {message}", path.display())]
+    Toml {
+        /// The pipeline file.
+        path: PathBuf,
+        /// toml's description.
+        message: String,
+    },
+    /// A value that breaks a rule.
+    #[error("{}: `{key}` {reason}", path.display())]
+    Invalid {
+        /// The pipeline file.
+        path: PathBuf,
+        /// Dotted key.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file cannot be read (the message names it).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl ConfigError {
+    /// Turns toml's error into a precise one; an unknown key gets the closest valid key.
+    pub(crate) fn from_toml(path: &std::path::Path, text: &str, error: &toml::de::Error) -> Self {
+        let line = error.span().map(|s| text[..s.start].matches('\n').count() + 1);
+        // serde words an unknown field as: unknown field `k`, expected one of `a`, `b` (or
+        // expected `a`); the expected names are the valid keys at that place.
+        let message = error.message();
+        if let (Some(rest), Some(line)) = (message.strip_prefix("unknown field `"), line) {
+            if let Some((key, expected)) = rest.split_once('`') {
+                let suggestion = expected
+                    .split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(|valid| (strsim::jaro_winkler(key, valid), valid))
+                    .filter(|(score, _)| *score > 0.7)
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, valid)| valid.to_owned());
+                return ConfigError::UnknownKey { path: path.to_path_buf(), line, key: key.to_owned(), suggestion };
+            }
+        }
+        ConfigError::Toml { path: path.to_path_buf(), message: error.to_string().trim_end().to_owned() }
+    }
+}
+
+/// Errors of a pipeline run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The pipeline file is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data cannot be read or typed.
+    #[error(transparent)]
+    Data(#[from] kiln_data::Error),
+    /// Transforms cannot be fitted or applied.
+    #[error(transparent)]
+    Transform(#[from] kiln_transform::Error),
+    /// The model cannot be built.
+    #[error(transparent)]
+    Model(#[from] kiln_models::Error),
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] kiln_train::Error),
+    /// Backend or output failure.
+    #[error(transparent)]
+    Core(#[from] kiln_core::Error),
+    /// Saving or loading the model record failed.
+    #[error("{}: model record: {message}", path.display())]
+    Record {
+        /// The record file.
+        path: PathBuf,
+        /// burn's description.
+        message: String,
+    },
+    /// A bundle file that cannot be parsed.
+    #[error("{}: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A bundle kiln cannot use.
+    #[error("{}: {reason}", path.display())]
+    BadBundle {
+        /// The offending file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The data has no row with a target.
+    #[error("{}: no row has a value in the target column `{target}`", path.display())]
+    NoLabelledRows {
+        /// The data file.
+        path: PathBuf,
+        /// The target column.
+        target: String,
+    },
+    /// A classification target with fewer than two classes in the train split.
+    #[error("target `{target}` has {classes} class(es) in the training rows; at least 2 are needed")]
+    TooFewClasses {
+        /// The target column.
+        target: String,
+        /// Classes found.
+        classes: usize,
+    },
+    /// Filesystem failure (the message names the path).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// Whether the user's input (config, data, flags, bundle) is at fault, rather than the run
+    /// itself: the CLI exits 2 for these and 1 for the rest.
+    pub fn is_input_error(&self) -> bool {
+        !matches!(self, Error::Train(_) | Error::Io(_) | Error::Record { .. })
+    }
+}
+
+/// Result with kiln-pipeline's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

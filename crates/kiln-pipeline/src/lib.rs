@@ -1,0 +1,26 @@
+//! kiln's pipeline runner: the pipeline file, run directories, manifests and bundles.
+//!
+//! ```no_run
+//! use kiln_core::BackendKind;
+//! use kiln_pipeline::{PipelineConfig, TrainOptions, train};
+//!
+//! # fn main() -> kiln_pipeline::Result<()> {
+//! let config = PipelineConfig::load("examples/penguins/pipeline.toml".as_ref())?;
+//! let options = TrainOptions { backend: BackendKind::Ndarray, out_dir: "runs".into() };
+//! let summary = train(&config, &options, |_epoch| {})?;
+//! println!("{}: {:?}", summary.run_dir.display(), summary.manifest.metrics["test"]);
+//! # Ok(()) }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod bundle;
+pub mod config;
+mod error;
+mod predict;
+mod run;
+
+pub use bundle::{BundleSpec, Predictions, Predictor};
+pub use config::{PipelineConfig, ValidPipelineConfig};
+pub use error::{ConfigError, Error, Result};
+pub use predict::write_predictions_csv;
+pub use run::{AnyPredictor, Manifest, RunSummary, SplitRecord, TrainOptions, train};

@@ -1,0 +1,459 @@
+//! `kiln train`: the whole pipeline, from a checked config to a committed run directory.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use kiln_core::fsx::StagedDir;
+use kiln_core::hash::{FileHash, hash_bytes, hash_file, hash_indices};
+use kiln_core::{BackendKind, BackendVisitor, DeviceInfo, Matrix};
+use kiln_data::{ColumnRef, ColumnType, Schema, Split, Table};
+use kiln_models::ModelSpec;
+use kiln_train::{EpochStats, Task, TrainSettings};
+use kiln_transform::{FeaturePlan, FittedTarget, TargetKind, Targets};
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::{BUNDLE_FORMAT, BundleSpec, Predictions, Predictor, write_json};
+use crate::config::{SplitMethod, ValidPipelineConfig};
+use crate::{Error, Result};
+
+/// Flags of `kiln train` that override or complement the pipeline file.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Where to compute.
+    pub backend: BackendKind,
+    /// Parent of the run directory.
+    pub out_dir: PathBuf,
+}
+
+/// Rows and content hash of one split.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitRecord {
+    /// Row count.
+    pub rows: usize,
+    /// blake3 of the sorted row indices.
+    pub hash: String,
+}
+
+/// Everything needed to reproduce and judge a run (manifest.json).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Manifest layout version.
+    pub format: u32,
+    /// kiln's version.
+    pub kiln_version: String,
+    /// burn's version.
+    pub burn_version: String,
+    /// Pipeline name.
+    pub name: String,
+    /// The pipeline file as given.
+    pub config_path: PathBuf,
+    /// The parsed config with defaults, as JSON.
+    pub config: serde_json::Value,
+    /// blake3 of that JSON (comments and layout do not change it).
+    pub config_hash: String,
+    /// The data file.
+    pub data_path: PathBuf,
+    /// Its hash and size.
+    pub data_hash: FileHash,
+    /// Rows read, and rows dropped for a missing target.
+    pub rows: usize,
+    /// Rows without a target, left out.
+    pub rows_without_target: usize,
+    /// The typed schema.
+    pub schema: Schema,
+    /// The task.
+    pub task: Task,
+    /// The seed of every stream.
+    pub seed: u64,
+    /// Split method used.
+    pub split_method: SplitMethod,
+    /// Per split: rows and hash.
+    pub splits: BTreeMap<String, SplitRecord>,
+    /// Where it ran.
+    pub device: DeviceInfo,
+    /// The model.
+    pub model: ModelSpec,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// Epochs run.
+    pub epochs_run: usize,
+    /// The epoch whose weights were kept.
+    pub best_epoch: usize,
+    /// Training throughput (rows per second of training steps).
+    pub samples_per_second: f64,
+    /// Wall seconds per stage.
+    pub timings: BTreeMap<String, f64>,
+    /// Final metrics per split (`valid`, `test`).
+    pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// What `kiln train` reports.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The committed run directory.
+    pub run_dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+/// Data read, typed, split and transformed, ready to train.
+struct Prepared {
+    table: Table,
+    data_hash: FileHash,
+    rows_without_target: usize,
+    split: Split,
+    split_method: SplitMethod,
+    spec: BundleSpec,
+    x: [Matrix; 3],
+    y: [Targets; 3],
+}
+
+const SPLIT_NAMES: [&str; 3] = ["train", "valid", "test"];
+
+/// Runs the pipeline and commits a new run directory under `options.out_dir`.
+///
+/// # Errors
+/// Config, data, transform and training errors; nothing that looks like a finished run is
+/// left behind on error.
+pub fn train(
+    config: &ValidPipelineConfig,
+    options: &TrainOptions,
+    mut on_epoch: impl FnMut(&EpochStats),
+) -> Result<RunSummary> {
+    let mut timings = BTreeMap::new();
+    let started = Instant::now();
+    let prepared = prepare(config, &mut timings)?;
+    let staged = StagedDir::new(&options.out_dir.join(&config.raw().pipeline.name))?;
+    let bundle_dir = staged.path().join("bundle");
+    fs_err::create_dir_all(&bundle_dir)?;
+
+    let mut metrics_log = fs_err::File::create(staged.path().join("metrics.jsonl"))?;
+    let mut log_error = None;
+    let settings = train_settings(config);
+    let trained = kiln_core::dispatch(
+        options.backend,
+        TrainVisitor {
+            prepared: &prepared,
+            settings: &settings,
+            bundle_dir: &bundle_dir,
+            on_epoch: &mut |stats: &EpochStats| {
+                let line = serde_json::to_string(stats).expect("epoch stats serialize");
+                if let Err(e) = writeln!(metrics_log, "{line}") {
+                    log_error.get_or_insert(e);
+                }
+                on_epoch(stats);
+            },
+        },
+    )??;
+    if let Some(e) = log_error {
+        return Err(e.into());
+    }
+    timings.insert("train".into(), trained.train_seconds);
+
+    let evaluate_started = Instant::now();
+    let predictor = kiln_core::dispatch(options.backend, LoadVisitor { dir: &bundle_dir })??;
+    let mut metrics = BTreeMap::new();
+    for (i, name) in SPLIT_NAMES.iter().enumerate().skip(1) {
+        let rows = split_rows(&prepared.split, i);
+        if !rows.is_empty() {
+            metrics.insert((*name).to_owned(), predictor.score(&prepared.table, rows)?);
+        }
+    }
+    timings.insert("evaluate".into(), evaluate_started.elapsed().as_secs_f64());
+
+    let raw_config = serde_json::to_value(config.raw()).expect("config serializes");
+    let config_hash = hash_bytes(raw_config.to_string().as_bytes());
+    let splits = SPLIT_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let rows = split_rows(&prepared.split, i);
+            ((*name).to_owned(), SplitRecord { rows: rows.len(), hash: hash_indices(rows) })
+        })
+        .collect();
+    timings.insert("total".into(), started.elapsed().as_secs_f64());
+    let manifest = Manifest {
+        format: 1,
+        kiln_version: kiln_core::KILN_VERSION.into(),
+        burn_version: kiln_core::BURN_VERSION.into(),
+        name: config.raw().pipeline.name.clone(),
+        config_path: config.config_path().to_path_buf(),
+        config: raw_config,
+        config_hash,
+        data_path: config.source().to_path_buf(),
+        data_hash: prepared.data_hash.clone(),
+        rows: prepared.table.n_rows(),
+        rows_without_target: prepared.rows_without_target,
+        schema: prepared.spec.schema.clone(),
+        task: prepared.spec.task(),
+        seed: config.raw().pipeline.seed,
+        split_method: prepared.split_method,
+        splits,
+        device: trained.device,
+        model: prepared.spec.model.clone(),
+        parameters: prepared.spec.model.num_params(),
+        epochs_run: trained.epochs_run,
+        best_epoch: trained.best_epoch,
+        samples_per_second: trained.samples_per_second,
+        timings,
+        metrics,
+    };
+    write_json(&staged.path().join("splits.json"), &prepared.split)?;
+    write_json(&bundle_dir.join("manifest.json"), &manifest)?;
+    write_json(&staged.path().join("manifest.json"), &manifest)?;
+    let run_dir = staged.commit_numbered()?;
+    Ok(RunSummary { run_dir, manifest })
+}
+
+fn train_settings(config: &ValidPipelineConfig) -> TrainSettings {
+    let t = &config.raw().train;
+    TrainSettings {
+        epochs: t.epochs,
+        batch_size: t.batch_size,
+        lr: t.lr,
+        weight_decay: t.weight_decay,
+        patience: t.early_stopping.map(|e| e.patience),
+        seed: config.raw().pipeline.seed,
+    }
+}
+
+fn split_rows(split: &Split, index: usize) -> &[usize] {
+    match index {
+        0 => &split.train,
+        1 => &split.valid,
+        _ => &split.test,
+    }
+}
+
+/// Ingest, split, fit transforms on the train rows, transform every split.
+fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) -> Result<Prepared> {
+    let raw_config = config.raw();
+    let clock = Instant::now();
+    let data_hash = hash_file(config.source()).map_err(|e| match e {
+        kiln_core::Error::Io(io) => Error::Data(kiln_data::Error::Io(io)),
+        other => Error::Core(other),
+    })?;
+    let raw = kiln_data::read_csv(config.source(), config.csv())?;
+    let mut schema = kiln_data::infer_schema(&raw, raw_config.data.infer_rows, &raw_config.data.columns)?;
+    if raw.column_names().iter().all(|n| *n != raw_config.data.target) {
+        return Err(kiln_data::Error::MissingColumn {
+            path: config.source().to_path_buf(),
+            column: raw_config.data.target.clone(),
+            suggestion: closest(&raw_config.data.target, raw.column_names()),
+        }
+        .into());
+    }
+    for dropped in &raw_config.data.drop {
+        if !raw.column_names().contains(dropped) {
+            return Err(kiln_data::Error::MissingColumn {
+                path: config.source().to_path_buf(),
+                column: dropped.clone(),
+                suggestion: closest(dropped, raw.column_names()),
+            }
+            .into());
+        }
+    }
+    schema.columns.retain(|c| !raw_config.data.drop.contains(&c.name));
+    let table = raw.conform(&schema, &[])?;
+    timings.insert("ingest".into(), clock.elapsed().as_secs_f64());
+
+    let clock = Instant::now();
+    let target_name = raw_config.data.target.as_str();
+    let target_column = table.require(target_name)?;
+    let labelled: Vec<usize> = (0..table.n_rows()).filter(|&r| !target_column.is_null(r)).collect();
+    if labelled.is_empty() {
+        return Err(Error::NoLabelledRows { path: config.source().to_path_buf(), target: target_name.to_owned() });
+    }
+    let target_type = schema.column(target_name).map_or(ColumnType::Categorical, |c| c.column_type);
+    let kind = raw_config.data.task.unwrap_or_else(|| TargetKind::infer(target_type));
+    let split_method = raw_config.split.method.unwrap_or(match kind {
+        TargetKind::Classification => SplitMethod::Stratified,
+        TargetKind::Regression => SplitMethod::Random,
+    });
+    let mut rng = kiln_core::rng::stream(raw_config.pipeline.seed, "split");
+    let split = match split_method {
+        SplitMethod::Random => Split::random(&labelled, config.fractions(), &mut rng),
+        SplitMethod::Stratified => {
+            let labels: Vec<String> = labelled.iter().map(|&r| target_column.text(r).unwrap_or_default()).collect();
+            Split::stratified(&labelled, &labels, config.fractions(), &mut rng)
+        }
+    };
+    timings.insert("split".into(), clock.elapsed().as_secs_f64());
+
+    let clock = Instant::now();
+    let target = FittedTarget::fit(&table, target_name, kind, &split.train)?;
+    if let FittedTarget::Classification { classes, .. } = &target {
+        if classes.len() < 2 {
+            return Err(Error::TooFewClasses { target: target_name.to_owned(), classes: classes.len() });
+        }
+    }
+    let features = FeaturePlan::new(&schema, &[target_name], raw_config.features).fit(&table, &split.train)?;
+    let model = ModelSpec {
+        kind: raw_config.model.kind,
+        inputs: features.width(),
+        hidden: raw_config.model.hidden.clone(),
+        outputs: target.n_outputs(),
+        dropout: raw_config.model.dropout,
+    };
+    model.check()?;
+    let mut x = Vec::with_capacity(3);
+    let mut y = Vec::with_capacity(3);
+    for i in 0..3 {
+        let rows = split_rows(&split, i);
+        x.push(features.transform(&table, rows)?);
+        y.push(target.encode(&table, rows)?);
+    }
+    timings.insert("transform".into(), clock.elapsed().as_secs_f64());
+    let spec = BundleSpec { format: BUNDLE_FORMAT, schema, csv: config.csv().clone(), features, target, model };
+    Ok(Prepared {
+        rows_without_target: table.n_rows() - labelled.len(),
+        table,
+        data_hash,
+        split,
+        split_method,
+        spec,
+        x: x.try_into().expect("three splits"),
+        y: y.try_into().expect("three splits"),
+    })
+}
+
+fn closest(name: &str, candidates: &[String]) -> Option<String> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(name, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.clone())
+}
+
+struct TrainedSummary {
+    device: DeviceInfo,
+    epochs_run: usize,
+    best_epoch: usize,
+    train_seconds: f64,
+    samples_per_second: f64,
+}
+
+struct TrainVisitor<'a> {
+    prepared: &'a Prepared,
+    settings: &'a TrainSettings,
+    bundle_dir: &'a Path,
+    on_epoch: &'a mut dyn FnMut(&EpochStats),
+}
+
+impl BackendVisitor for TrainVisitor<'_> {
+    type Output = Result<TrainedSummary>;
+
+    fn visit<B: AutodiffBackend>(self, device: B::Device, info: DeviceInfo) -> Self::Output {
+        let p = self.prepared;
+        let model = p.spec.model.init::<B>(self.settings.seed, &device);
+        let trained = kiln_train::fit(
+            model,
+            (&p.x[0], &p.y[0]),
+            (&p.x[1], &p.y[1]),
+            p.spec.task(),
+            self.settings,
+            &device,
+            self.on_epoch,
+        )?;
+        p.spec.save(self.bundle_dir, &trained.model)?;
+        Ok(TrainedSummary {
+            device: info,
+            epochs_run: trained.history.len(),
+            best_epoch: trained.best_epoch,
+            train_seconds: trained.train_seconds,
+            samples_per_second: trained.samples_per_second,
+        })
+    }
+}
+
+/// Loads a bundle on the dispatched backend (inference needs no autodiff).
+pub(crate) struct LoadVisitor<'a> {
+    pub(crate) dir: &'a Path,
+}
+
+/// A [`Predictor`] whose backend was chosen at run time.
+pub struct AnyPredictor(Box<dyn ErasedPredictor>);
+
+pub(crate) trait ErasedPredictor {
+    fn spec(&self) -> &BundleSpec;
+    fn read(&self, path: &Path) -> Result<Table>;
+    fn predict(&self, table: &Table, rows: &[usize]) -> Result<Predictions>;
+}
+
+impl<B: burn::tensor::backend::Backend> ErasedPredictor for Predictor<B> {
+    fn spec(&self) -> &BundleSpec {
+        Predictor::spec(self)
+    }
+    fn read(&self, path: &Path) -> Result<Table> {
+        Predictor::read(self, path)
+    }
+    fn predict(&self, table: &Table, rows: &[usize]) -> Result<Predictions> {
+        Predictor::predict(self, table, rows)
+    }
+}
+
+impl BackendVisitor for LoadVisitor<'_> {
+    type Output = Result<AnyPredictor>;
+
+    fn visit<B: AutodiffBackend>(self, device: B::Device, _info: DeviceInfo) -> Self::Output {
+        Ok(AnyPredictor(Box::new(Predictor::<B::InnerBackend>::load(self.dir, &device)?)))
+    }
+}
+
+impl AnyPredictor {
+    /// Loads the bundle in `dir` on `backend`.
+    ///
+    /// # Errors
+    /// See [`Predictor::load`]; [`kiln_core::Error::NoDevice`] for an unusable backend.
+    pub fn load(dir: &Path, backend: BackendKind) -> Result<Self> {
+        kiln_core::dispatch(backend, LoadVisitor { dir })?
+    }
+
+    /// The fitted spec.
+    pub fn spec(&self) -> &BundleSpec {
+        self.0.spec()
+    }
+
+    /// Reads a CSV file with the bundle's schema (the target may be absent).
+    ///
+    /// # Errors
+    /// Data errors naming the file, line and column.
+    pub fn read(&self, path: &Path) -> Result<Table> {
+        self.0.read(path)
+    }
+
+    /// Predicts `rows` of `table`.
+    ///
+    /// # Errors
+    /// See [`Predictor::predict`].
+    pub fn predict(&self, table: &Table, rows: &[usize]) -> Result<Predictions> {
+        self.0.predict(table, rows)
+    }
+
+    /// Metrics of the predictions for `rows` against their targets (in target units).
+    ///
+    /// # Errors
+    /// A missing or unknown target on one of `rows`, naming its line.
+    pub fn score(&self, table: &Table, rows: &[usize]) -> Result<BTreeMap<String, f64>> {
+        let target = &self.spec().target;
+        let truth = target.encode(table, rows)?;
+        Ok(match (self.predict(table, rows)?, truth) {
+            (Predictions::Classes { probabilities, .. }, Targets::Classes(labels)) => {
+                kiln_train::metrics::classification(&probabilities, &labels)
+            }
+            (Predictions::Values(predicted), Targets::Values(_)) => {
+                // Score against the file's values, not the f32 standardized encoding.
+                let ColumnRef::Numeric(values) = table.require(target.name())? else {
+                    unreachable!("a regression target is numeric")
+                };
+                let truth: Vec<f64> = rows.iter().map(|&r| values.value(r)).collect();
+                kiln_train::metrics::regression(&predicted, &truth)
+            }
+            _ => unreachable!("predictions and targets come from one fitted target"),
+        })
+    }
+}

@@ -1,0 +1,31 @@
+//! kiln's training loop and metrics.
+//!
+//! kiln runs its own loop rather than burn-train's `Learner`: it needs a data order drawn from
+//! kiln's seeded streams (burn's DataLoader ordering changes with worker threads), one device
+//! sync per epoch rather than per step, and no dependency on burn-train's TUI/flex stack.
+//!
+//! ```
+//! use burn::backend::{Autodiff, NdArray};
+//! use kiln_core::Matrix;
+//! use kiln_models::{ModelKind, ModelSpec};
+//! use kiln_train::{Task, TrainSettings, fit};
+//! use kiln_transform::Targets;
+//!
+//! let x = Matrix::new(vec![-1.0, -0.5, 0.5, 1.0], 4, 1);
+//! let y = Targets::Classes(vec![0, 0, 1, 1]);
+//! let spec = ModelSpec { kind: ModelKind::Linear, inputs: 1, hidden: vec![], outputs: 2, dropout: 0.0 };
+//! let device = Default::default();
+//! let model = spec.init::<Autodiff<NdArray>>(0, &device);
+//! let settings = TrainSettings { epochs: 50, batch_size: 2, lr: 0.1, ..TrainSettings::default() };
+//! let trained = fit(model, (&x, &y), (&x, &y), Task::Classification { classes: 2 }, &settings, &device, |_| {})?;
+//! assert_eq!(trained.history.last().unwrap().valid_metrics["accuracy"], 1.0);
+//! # Ok::<(), kiln_train::Error>(())
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+mod fit;
+pub mod metrics;
+
+pub use error::{Error, Result};
+pub use fit::{DeviceTargets, EpochStats, Stepper, Task, TrainSettings, Trained, fit, predict};

@@ -1,0 +1,50 @@
+use std::path::PathBuf;
+
+/// Errors fitting or applying transforms.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading the table failed.
+    #[error(transparent)]
+    Data(#[from] kiln_data::Error),
+    /// Fitting needs at least one training row.
+    #[error("cannot fit transforms on zero training rows")]
+    NoTrainingRows,
+    /// A label the fitted target has never seen.
+    #[error("{}: line {line}, column `{column}`: class `{value}` was not in the training data (known: {known})", path.display())]
+    UnknownClass {
+        /// The data file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// Target column.
+        column: String,
+        /// The unseen label.
+        value: String,
+        /// The classes the model knows, comma separated.
+        known: String,
+    },
+    /// A row whose target is missing where one is required.
+    #[error("{}: line {line}, column `{column}`: the target is missing", path.display())]
+    MissingTarget {
+        /// The data file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// Target column.
+        column: String,
+    },
+    /// The target column's type does not fit the task.
+    #[error("target column `{column}` is {found:?}, which cannot be a {task} target")]
+    TargetType {
+        /// Target column.
+        column: String,
+        /// Its type.
+        found: kiln_data::ColumnType,
+        /// The task asked for.
+        task: &'static str,
+    },
+}
+
+/// Result with kiln-transform's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
