@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use burn::tensor::backend::AutodiffBackend;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kiln_benches::{BATCH, mnist_like_batch, mlp_784_128_64_10};
+use kiln_benches::{BATCH, mlp_784_128_64_10, mnist_like_batch};
 use kiln_core::{BackendKind, BackendVisitor, DeviceInfo};
 use kiln_train::{DeviceTargets, Stepper, TrainSettings};
 
@@ -25,22 +25,32 @@ impl BackendVisitor for StepBench<'_> {
         let mut group = self.c.benchmark_group("train/step");
         group.throughput(Throughput::Elements(BATCH as u64));
         group.sample_size(10);
-        group.measurement_time(Duration::from_secs(if info.backend == BackendKind::Wgpu { 20 } else { 5 }));
-        group.bench_function(BenchmarkId::new("mlp_784_128_64_10_b256", info.backend.name()), |b| {
-            b.iter_custom(|iters| {
-                let started = Instant::now();
-                let mut loss = None;
-                for _ in 0..iters {
-                    let (updated, l) =
-                        stepper.step(model.take().expect("model is put back"), x.clone(), DeviceTargets::Classes(y.clone()));
-                    model = Some(updated);
-                    loss = Some(l);
-                }
-                // Reading the loss waits for the queued work on asynchronous (GPU) backends.
-                black_box(loss.map(|l| l.into_scalar()));
-                started.elapsed()
-            });
-        });
+        group.measurement_time(Duration::from_secs(if info.backend == BackendKind::Wgpu {
+            20
+        } else {
+            5
+        }));
+        group.bench_function(
+            BenchmarkId::new("mlp_784_128_64_10_b256", info.backend.name()),
+            |b| {
+                b.iter_custom(|iters| {
+                    let started = Instant::now();
+                    let mut loss = None;
+                    for _ in 0..iters {
+                        let (updated, l) = stepper.step(
+                            model.take().expect("model is put back"),
+                            x.clone(),
+                            DeviceTargets::Classes(y.clone()),
+                        );
+                        model = Some(updated);
+                        loss = Some(l);
+                    }
+                    // Reading the loss waits for the queued work on asynchronous (GPU) backends.
+                    black_box(loss.map(burn::Tensor::into_scalar));
+                    started.elapsed()
+                });
+            },
+        );
         group.finish();
     }
 }

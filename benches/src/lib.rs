@@ -10,7 +10,13 @@ pub const BATCH: usize = 256;
 
 /// The MLP 784-128-64-10 of the step benchmark and the PyTorch peer.
 pub fn mlp_784_128_64_10() -> ModelSpec {
-    ModelSpec { kind: ModelKind::Mlp, inputs: 784, hidden: vec![128, 64], outputs: 10, dropout: 0.0 }
+    ModelSpec {
+        kind: ModelKind::Mlp,
+        inputs: 784,
+        hidden: vec![128, 64],
+        outputs: 10,
+        dropout: 0.0,
+    }
 }
 
 /// A seeded batch of `BATCH` MNIST-shaped rows (values in [0, 1)) and labels 0..10.

@@ -1,5 +1,6 @@
 //! The `kiln` binary: a thin clap layer over kiln-pipeline.
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -80,13 +81,35 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> kiln_pipeline::Result<()> {
     match command {
-        Command::Train { pipeline, backend, out, seed, json } => train(&pipeline, backend, out, seed, json),
-        Command::Predict { bundle, input, output, backend } => predict(&bundle, &input, output.as_deref(), backend),
-        Command::Evaluate { bundle, data, backend, json } => evaluate(&bundle, &data, backend, json),
+        Command::Train {
+            pipeline,
+            backend,
+            out,
+            seed,
+            json,
+        } => train(&pipeline, backend, out, seed, json),
+        Command::Predict {
+            bundle,
+            input,
+            output,
+            backend,
+        } => predict(&bundle, &input, output.as_deref(), backend),
+        Command::Evaluate {
+            bundle,
+            data,
+            backend,
+            json,
+        } => evaluate(&bundle, &data, backend, json),
     }
 }
 
-fn train(pipeline: &Path, backend: BackendKind, out_dir: PathBuf, seed: Option<u64>, json: bool) -> kiln_pipeline::Result<()> {
+fn train(
+    pipeline: &Path,
+    backend: BackendKind,
+    out_dir: PathBuf,
+    seed: Option<u64>,
+    json: bool,
+) -> kiln_pipeline::Result<()> {
     let mut config = PipelineConfig::load(pipeline)?;
     if let Some(seed) = seed {
         config.set_seed(seed);
@@ -95,11 +118,14 @@ fn train(pipeline: &Path, backend: BackendKind, out_dir: PathBuf, seed: Option<u
     let live = std::io::stderr().is_terminal();
     let summary = kiln_pipeline::train(&config, &TrainOptions { backend, out_dir }, |stats| {
         if live {
-            let extra: String = stats.valid_metrics.iter().map(|(k, v)| format!("  valid_{k} {v:.4}")).collect();
-            eprint!(
-                "\repoch {:>4}/{epochs}  train_loss {:.4}  valid_loss {:.4}{extra}   ",
+            let mut line = format!(
+                "\repoch {:>4}/{epochs}  train_loss {:.4}  valid_loss {:.4}",
                 stats.epoch, stats.train_loss, stats.valid_loss
             );
+            for (name, value) in &stats.valid_metrics {
+                let _ = write!(line, "  valid_{name} {value:.4}");
+            }
+            eprint!("{line}   ");
         }
     })?;
     if live {
@@ -118,7 +144,11 @@ fn train(pipeline: &Path, backend: BackendKind, out_dir: PathBuf, seed: Option<u
         .map(|w| w.to_string())
         .collect();
     writeln!(stdout, "run       {}", summary.run_dir.display())?;
-    writeln!(stdout, "backend   {} on {}", m.device.backend, m.device.name)?;
+    writeln!(
+        stdout,
+        "backend   {} on {}",
+        m.device.backend, m.device.name
+    )?;
     writeln!(
         stdout,
         "data      {}: {} rows (train {}, valid {}, test {})",
@@ -128,7 +158,13 @@ fn train(pipeline: &Path, backend: BackendKind, out_dir: PathBuf, seed: Option<u
         m.splits["valid"].rows,
         m.splits["test"].rows
     )?;
-    writeln!(stdout, "model     {} {} ({} parameters)", m.model.kind, widths.join("-"), m.parameters)?;
+    writeln!(
+        stdout,
+        "model     {} {} ({} parameters)",
+        m.model.kind,
+        widths.join("-"),
+        m.parameters
+    )?;
     writeln!(
         stdout,
         "train     {} epochs, best {}, {:.0} samples/s",
@@ -141,7 +177,12 @@ fn train(pipeline: &Path, backend: BackendKind, out_dir: PathBuf, seed: Option<u
     Ok(())
 }
 
-fn predict(bundle: &Path, input: &Path, output: Option<&Path>, backend: BackendKind) -> kiln_pipeline::Result<()> {
+fn predict(
+    bundle: &Path,
+    input: &Path,
+    output: Option<&Path>,
+    backend: BackendKind,
+) -> kiln_pipeline::Result<()> {
     let predictor = AnyPredictor::load(bundle, backend)?;
     let table = predictor.read(input)?;
     let rows: Vec<usize> = (0..table.n_rows()).collect();
@@ -153,16 +194,25 @@ fn predict(bundle: &Path, input: &Path, output: Option<&Path>, backend: BackendK
             kiln_pipeline::write_predictions_csv(target, &predictions, &mut bytes)?;
             kiln_core::fsx::write_atomic(path, &bytes)?;
         }
-        None => kiln_pipeline::write_predictions_csv(target, &predictions, std::io::stdout().lock())?,
+        None => {
+            kiln_pipeline::write_predictions_csv(target, &predictions, std::io::stdout().lock())?;
+        }
     }
     Ok(())
 }
 
-fn evaluate(bundle: &Path, data: &Path, backend: BackendKind, json: bool) -> kiln_pipeline::Result<()> {
+fn evaluate(
+    bundle: &Path,
+    data: &Path,
+    backend: BackendKind,
+    json: bool,
+) -> kiln_pipeline::Result<()> {
     let predictor = AnyPredictor::load(bundle, backend)?;
     let table = predictor.read(data)?;
     let target = table.require(predictor.spec().target.name())?;
-    let rows: Vec<usize> = (0..table.n_rows()).filter(|&r| !target.is_null(r)).collect();
+    let rows: Vec<usize> = (0..table.n_rows())
+        .filter(|&r| !target.is_null(r))
+        .collect();
     let skipped = table.n_rows() - rows.len();
     let metrics = predictor.score(&table, &rows)?;
     let mut stdout = std::io::stdout().lock();
@@ -170,7 +220,11 @@ fn evaluate(bundle: &Path, data: &Path, backend: BackendKind, json: bool) -> kil
         let text = serde_json::json!({ "rows": rows.len(), "skipped_without_target": skipped, "metrics": metrics });
         writeln!(stdout, "{text:#}")?;
     } else {
-        writeln!(stdout, "rows      {} ({skipped} without a target skipped)", rows.len())?;
+        writeln!(
+            stdout,
+            "rows      {} ({skipped} without a target skipped)",
+            rows.len()
+        )?;
         for (k, v) in &metrics {
             writeln!(stdout, "{k:<9} {v:.4}")?;
         }

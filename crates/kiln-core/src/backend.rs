@@ -56,10 +56,13 @@ impl FromStr for BackendKind {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| Error::UnknownBackend {
-            name: s.to_owned(),
-            expected: Self::ALL.map(BackendKind::name).join(", "),
-        })
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| Error::UnknownBackend {
+                name: s.to_owned(),
+                expected: Self::ALL.map(BackendKind::name).join(", "),
+            })
     }
 }
 
@@ -89,7 +92,10 @@ pub trait BackendVisitor {
 pub fn dispatch<V: BackendVisitor>(kind: BackendKind, visitor: V) -> Result<V::Output> {
     let cpu = |name: &str| DeviceInfo {
         backend: kind,
-        name: format!("{name} ({} threads)", std::thread::available_parallelism().map_or(1, usize::from)),
+        name: format!(
+            "{name} ({} threads)",
+            std::thread::available_parallelism().map_or(1, usize::from)
+        ),
         device_type: "cpu".into(),
     };
     Ok(match kind {
@@ -97,8 +103,9 @@ pub fn dispatch<V: BackendVisitor>(kind: BackendKind, visitor: V) -> Result<V::O
             burn::backend::ndarray::NdArrayDevice::Cpu,
             cpu("ndarray cpu"),
         ),
-        BackendKind::Flex => visitor
-            .visit::<Autodiff<FlexBackend>>(burn::backend::flex::FlexDevice, cpu("flex cpu")),
+        BackendKind::Flex => {
+            visitor.visit::<Autodiff<FlexBackend>>(burn::backend::flex::FlexDevice, cpu("flex cpu"))
+        }
         BackendKind::Wgpu => {
             let info = wgpu_device_info()?;
             visitor.visit::<Autodiff<WgpuBackend>>(burn::backend::wgpu::WgpuDevice::default(), info)
@@ -146,9 +153,10 @@ pub fn wgpu_device_info() -> Result<DeviceInfo> {
                 .unwrap_or_else(|| "wgpu found no adapter".into())),
         }
     });
-    probed
-        .clone()
-        .map_err(|reason| Error::NoDevice { backend: BackendKind::Wgpu, reason })
+    probed.clone().map_err(|reason| Error::NoDevice {
+        backend: BackendKind::Wgpu,
+        reason,
+    })
 }
 
 #[cfg(test)]
@@ -161,6 +169,9 @@ mod tests {
             assert_eq!(kind.name().parse::<BackendKind>().unwrap(), kind);
         }
         let err = "cuda9".parse::<BackendKind>().unwrap_err().to_string();
-        assert_eq!(err, "unknown backend `cuda9`; expected one of: ndarray, flex, wgpu");
+        assert_eq!(
+            err,
+            "unknown backend `cuda9`; expected one of: ndarray, flex, wgpu"
+        );
     }
 }

@@ -23,17 +23,25 @@ impl StagedDir {
     /// [`Error::AlreadyExists`] when `target` exists; IO errors creating the staging directory.
     pub fn new(target: &Path) -> Result<Self> {
         if target.exists() {
-            return Err(Error::AlreadyExists { path: target.to_path_buf() });
+            return Err(Error::AlreadyExists {
+                path: target.to_path_buf(),
+            });
         }
         let parent = target.parent().unwrap_or(Path::new("."));
         fs_err::create_dir_all(parent)?;
-        let name = target.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy());
+        let name = target
+            .file_name()
+            .map_or_else(|| "out".into(), |n| n.to_string_lossy());
         let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
         if staging.exists() {
             fs_err::remove_dir_all(&staging)?;
         }
         fs_err::create_dir_all(&staging)?;
-        Ok(Self { staging, target: target.to_path_buf(), committed: false })
+        Ok(Self {
+            staging,
+            target: target.to_path_buf(),
+            committed: false,
+        })
     }
 
     /// Where to write the contents now.
@@ -52,7 +60,9 @@ impl StagedDir {
     /// [`Error::AlreadyExists`] if something appeared at the target meanwhile; IO errors.
     pub fn commit(mut self) -> Result<PathBuf> {
         if self.target.exists() {
-            return Err(Error::AlreadyExists { path: self.target.clone() });
+            return Err(Error::AlreadyExists {
+                path: self.target.clone(),
+            });
         }
         fs_err::rename(&self.staging, &self.target)?;
         self.committed = true;
@@ -65,7 +75,10 @@ impl StagedDir {
     /// # Errors
     /// IO errors other than a lost race for a name.
     pub fn commit_numbered(mut self) -> Result<PathBuf> {
-        let stem = self.target.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+        let stem = self
+            .target
+            .file_name()
+            .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
         for n in 1.. {
             let candidate = self.target.with_file_name(format!("{stem}-{n}"));
             if candidate.exists() {
@@ -101,7 +114,9 @@ impl Drop for StagedDir {
 /// IO errors, naming the path.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy());
+    let name = path
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy());
     let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
     fs_err::write(&tmp, bytes)?;
     fs_err::rename(&tmp, path)?;
@@ -128,7 +143,10 @@ mod tests {
         assert!(!target.exists());
         staged.commit().unwrap();
         assert_eq!(fs_err::read(target.join("a")).unwrap(), b"1");
-        assert!(matches!(StagedDir::new(&target), Err(Error::AlreadyExists { .. })));
+        assert!(matches!(
+            StagedDir::new(&target),
+            Err(Error::AlreadyExists { .. })
+        ));
         fs_err::remove_dir_all(&dir).unwrap();
     }
 

@@ -33,7 +33,10 @@ pub fn hash_file(path: &Path) -> Result<FileHash> {
         hasher.update(&buf[..n]);
         bytes += n as u64;
     }
-    Ok(FileHash { blake3: hasher.finalize().to_hex().to_string(), bytes })
+    Ok(FileHash {
+        blake3: hasher.finalize().to_hex().to_string(),
+        bytes,
+    })
 }
 
 /// Hex blake3 of some bytes.

@@ -19,7 +19,11 @@ impl Matrix {
     /// # Panics
     /// When `data.len() != rows * cols` (a caller bug).
     pub fn new(data: Vec<f32>, rows: usize, cols: usize) -> Self {
-        assert_eq!(data.len(), rows * cols, "matrix data must hold rows * cols values");
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "matrix data must hold rows * cols values"
+        );
         Self { data, rows, cols }
     }
 

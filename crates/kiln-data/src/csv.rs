@@ -90,21 +90,31 @@ impl RawTable {
 pub fn read_csv(path: &Path, options: &CsvOptions) -> Result<RawTable> {
     let mut file = fs_err::File::open(path)?;
     if file.metadata()?.len() == 0 {
-        return Err(Error::EmptyFile { path: path.to_path_buf() });
+        return Err(Error::EmptyFile {
+            path: path.to_path_buf(),
+        });
     }
     let csv_error = |source: ArrowError| map_arrow_error(path, source);
     let format = Format::default()
         .with_header(options.has_header)
         .with_delimiter(options.delimiter);
-    let (inferred, _) = format.infer_schema(BufReader::new(&mut file), Some(0)).map_err(csv_error)?;
+    let (inferred, _) = format
+        .infer_schema(BufReader::new(&mut file), Some(0))
+        .map_err(csv_error)?;
     let names: Vec<String> = inferred.fields().iter().map(|f| f.name().clone()).collect();
     for (i, name) in names.iter().enumerate() {
         if names[..i].contains(name) {
-            return Err(Error::DuplicateColumn { path: path.to_path_buf(), name: name.clone() });
+            return Err(Error::DuplicateColumn {
+                path: path.to_path_buf(),
+                name: name.clone(),
+            });
         }
     }
     let text_schema = Arc::new(ArrowSchema::new(
-        names.iter().map(|n| Field::new(n, DataType::Utf8, true)).collect::<Vec<_>>(),
+        names
+            .iter()
+            .map(|n| Field::new(n, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
     ));
     file.seek(SeekFrom::Start(0))?;
     let reader = ReaderBuilder::new(text_schema)
@@ -121,7 +131,9 @@ pub fn read_csv(path: &Path, options: &CsvOptions) -> Result<RawTable> {
         first_line: if options.has_header { 2 } else { 1 },
     };
     if table.n_rows() == 0 {
-        return Err(Error::NoRows { path: path.to_path_buf() });
+        return Err(Error::NoRows {
+            path: path.to_path_buf(),
+        });
     }
     Ok(table)
 }
@@ -129,20 +141,24 @@ pub fn read_csv(path: &Path, options: &CsvOptions) -> Result<RawTable> {
 /// arrow-csv reports ragged rows only as text; recover the line so the error can name it.
 fn map_arrow_error(path: &Path, source: ArrowError) -> Error {
     if let ArrowError::CsvError(message) = &source {
-        let ragged = Regex::new(r"incorrect number of fields for line (\d+), expected (\d+) got (.+)$")
-            .expect("static regex");
-        if let Some(caps) = ragged.captures(message) {
-            if let (Ok(line), Ok(expected)) = (caps[1].parse(), caps[2].parse()) {
-                return Error::RaggedRow {
-                    path: path.to_path_buf(),
-                    line,
-                    expected,
-                    found: caps[3].to_owned(),
-                };
-            }
+        let ragged =
+            Regex::new(r"incorrect number of fields for line (\d+), expected (\d+) got (.+)$")
+                .expect("static regex");
+        if let Some(caps) = ragged.captures(message)
+            && let (Ok(line), Ok(expected)) = (caps[1].parse(), caps[2].parse())
+        {
+            return Error::RaggedRow {
+                path: path.to_path_buf(),
+                line,
+                expected,
+                found: caps[3].to_owned(),
+            };
         }
     }
-    Error::Csv { path: path.to_path_buf(), source }
+    Error::Csv {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -173,16 +189,32 @@ mod tests {
     fn ragged_row_names_its_line() {
         let path = write_temp("ragged.csv", "a,b\n1,2\n3\n");
         let err = read_csv(&path, &CsvOptions::default()).unwrap_err();
-        assert!(matches!(err, Error::RaggedRow { line: 3, expected: 2, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::RaggedRow {
+                    line: 3,
+                    expected: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("ragged.csv: line 3"), "{err}");
     }
 
     #[test]
     fn empty_and_header_only_files_are_errors() {
         let empty = write_temp("empty.csv", "");
-        assert!(matches!(read_csv(&empty, &CsvOptions::default()), Err(Error::EmptyFile { .. })));
+        assert!(matches!(
+            read_csv(&empty, &CsvOptions::default()),
+            Err(Error::EmptyFile { .. })
+        ));
         let header = write_temp("header.csv", "a,b\n");
-        assert!(matches!(read_csv(&header, &CsvOptions::default()), Err(Error::NoRows { .. })));
+        assert!(matches!(
+            read_csv(&header, &CsvOptions::default()),
+            Err(Error::NoRows { .. })
+        ));
     }
 
     #[test]

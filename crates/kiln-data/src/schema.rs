@@ -69,7 +69,11 @@ pub fn infer_schema(
 ) -> Result<Schema> {
     for name in overrides.keys() {
         if !raw.names.contains(name) {
-            return Err(crate::table::missing_column(&raw.path, name, raw.names.iter()));
+            return Err(crate::table::missing_column(
+                &raw.path,
+                name,
+                raw.names.iter(),
+            ));
         }
     }
     let columns = raw
@@ -78,7 +82,8 @@ pub fn infer_schema(
         .enumerate()
         .map(|(index, name)| {
             let column_type = overrides.get(name).copied().unwrap_or_else(|| {
-                let sample: Vec<&str> = raw.text_column(index).flatten().take(sample_rows).collect();
+                let sample: Vec<&str> =
+                    raw.text_column(index).flatten().take(sample_rows).collect();
                 if sample.iter().all(|v| v.trim().parse::<f64>().is_ok()) {
                     ColumnType::Numeric
                 } else if sample.iter().all(|v| parse_bool(v).is_some()) {
@@ -87,7 +92,10 @@ pub fn infer_schema(
                     ColumnType::Categorical
                 }
             });
-            ColumnSchema { name: name.clone(), column_type }
+            ColumnSchema {
+                name: name.clone(),
+                column_type,
+            }
         })
         .collect();
     Ok(Schema { columns })
@@ -95,7 +103,11 @@ pub fn infer_schema(
 
 impl From<&Schema> for BTreeMap<String, ColumnType> {
     fn from(schema: &Schema) -> Self {
-        schema.columns.iter().map(|c| (c.name.clone(), c.column_type)).collect()
+        schema
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.column_type))
+            .collect()
     }
 }
 
@@ -115,11 +127,19 @@ mod tests {
         let types: Vec<_> = schema.columns.iter().map(|c| c.column_type).collect();
         assert_eq!(
             types,
-            [ColumnType::Numeric, ColumnType::Boolean, ColumnType::Categorical, ColumnType::Numeric]
+            [
+                ColumnType::Numeric,
+                ColumnType::Boolean,
+                ColumnType::Categorical,
+                ColumnType::Numeric
+            ]
         );
         let overrides = BTreeMap::from([("n".to_owned(), ColumnType::Categorical)]);
         let schema = infer_schema(&raw, 100, &overrides).unwrap();
-        assert_eq!(schema.column("n").unwrap().column_type, ColumnType::Categorical);
+        assert_eq!(
+            schema.column("n").unwrap().column_type,
+            ColumnType::Categorical
+        );
         let unknown = BTreeMap::from([("nn".to_owned(), ColumnType::Numeric)]);
         let err = infer_schema(&raw, 100, &unknown).unwrap_err().to_string();
         assert!(err.ends_with("no column `nn`; did you mean `n`?"), "{err}");

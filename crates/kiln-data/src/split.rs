@@ -80,13 +80,18 @@ impl Split {
 
     fn extend_from(&mut self, mut rows: Vec<usize>, f: SplitFractions, rng: &mut impl rand::Rng) {
         rows.shuffle(rng);
-        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
         // Row counts are far below 2^52, so the round trip through f64 is exact.
         let take = |fraction: f64| (rows.len() as f64 * fraction).round() as usize;
         let n_test = take(f.test);
         let n_valid = take(f.valid).min(rows.len() - n_test);
         self.test.extend_from_slice(&rows[..n_test]);
-        self.valid.extend_from_slice(&rows[n_test..n_test + n_valid]);
+        self.valid
+            .extend_from_slice(&rows[n_test..n_test + n_valid]);
         self.train.extend_from_slice(&rows[n_test + n_valid..]);
     }
 

@@ -76,6 +76,9 @@ impl Table {
     }
 
     /// The column called `name`.
+    ///
+    /// # Panics
+    /// Never for a table made by [`RawTable::conform`], whose arrays match the schema types.
     pub fn column(&self, name: &str) -> Option<ColumnRef<'_>> {
         let index = self.schema.columns.iter().position(|c| c.name == name)?;
         let array = self.batch.column(index).as_any();
@@ -168,8 +171,13 @@ impl RawTable {
             arrays.push(array);
             present.push(column.clone());
         }
-        let batch = RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays)
-            .map_err(|source| Error::Csv { path: self.path.clone(), source })?;
+        let batch =
+            RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays).map_err(|source| {
+                Error::Csv {
+                    path: self.path.clone(),
+                    source,
+                }
+            })?;
         Ok(Table {
             path: self.path.clone(),
             schema: Schema { columns: present },
@@ -195,11 +203,20 @@ pub(crate) fn missing_column<'a>(
     available: impl Iterator<Item = impl AsRef<str> + 'a>,
 ) -> Error {
     let suggestion = available
-        .map(|name| (strsim::jaro_winkler(column, name.as_ref()), name.as_ref().to_owned()))
+        .map(|name| {
+            (
+                strsim::jaro_winkler(column, name.as_ref()),
+                name.as_ref().to_owned(),
+            )
+        })
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, name)| name);
-    Error::MissingColumn { path: path.to_path_buf(), column: column.to_owned(), suggestion }
+    Error::MissingColumn {
+        path: path.to_path_buf(),
+        column: column.to_owned(),
+        suggestion,
+    }
 }
 
 #[cfg(test)]
@@ -222,7 +239,10 @@ mod tests {
         // Infer from the first two rows only, so `x` is numeric and row 3 breaks it.
         let schema = infer_schema(&raw, 2, &BTreeMap::new()).unwrap();
         let err = raw.conform(&schema, &[]).unwrap_err().to_string();
-        assert!(err.ends_with("bad.csv: line 4, column `x`: cannot read `abc` as a number"), "{err}");
+        assert!(
+            err.ends_with("bad.csv: line 4, column `x`: cannot read `abc` as a number"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -230,8 +250,14 @@ mod tests {
         let raw = raw("opt.csv", "x\n1\n");
         let schema = Schema {
             columns: vec![
-                crate::ColumnSchema { name: "x".into(), column_type: ColumnType::Numeric },
-                crate::ColumnSchema { name: "target".into(), column_type: ColumnType::Categorical },
+                crate::ColumnSchema {
+                    name: "x".into(),
+                    column_type: ColumnType::Numeric,
+                },
+                crate::ColumnSchema {
+                    name: "target".into(),
+                    column_type: ColumnType::Categorical,
+                },
             ],
         };
         let table = raw.conform(&schema, &["target"]).unwrap();

@@ -61,17 +61,25 @@ impl ModelSpec {
             return Err(Error::EmptyLayer { index });
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::Dropout { dropout: self.dropout });
+            return Err(Error::Dropout {
+                dropout: self.dropout,
+            });
         }
         if self.kind == ModelKind::Linear && !self.hidden.is_empty() {
-            return Err(Error::HiddenOnLinear { kind: self.kind, hidden: self.hidden.clone() });
+            return Err(Error::HiddenOnLinear {
+                kind: self.kind,
+                hidden: self.hidden.clone(),
+            });
         }
         Ok(())
     }
 
     /// Layer widths from input to output.
     fn widths(&self) -> Vec<usize> {
-        std::iter::once(self.inputs).chain(self.hidden.iter().copied()).chain([self.outputs]).collect()
+        std::iter::once(self.inputs)
+            .chain(self.hidden.iter().copied())
+            .chain([self.outputs])
+            .collect()
     }
 
     /// Builds the model with weights drawn from kiln's `seed` stream: burn's default
@@ -88,19 +96,31 @@ impl ModelSpec {
                 #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
                 // Layer widths are small; the bound is an f32 like the weights.
                 let bound = (1.0 / (fan_in as f64).sqrt()) as f32;
-                let mut uniform =
-                    |n: usize| (0..n).map(|_| rng.random_range(-bound..bound)).collect::<Vec<f32>>();
-                let weight = Tensor::from_data(TensorData::new(uniform(fan_in * fan_out), [fan_in, fan_out]), device);
+                let mut uniform = |n: usize| {
+                    (0..n)
+                        .map(|_| rng.random_range(-bound..bound))
+                        .collect::<Vec<f32>>()
+                };
+                let weight = Tensor::from_data(
+                    TensorData::new(uniform(fan_in * fan_out), [fan_in, fan_out]),
+                    device,
+                );
                 let bias = Tensor::from_data(TensorData::new(uniform(fan_out), [fan_out]), device);
                 // Ids from positions (burn's are random per process); trainable like
                 // `Param::from_tensor`.
                 Linear {
                     weight: Param::initialized(ParamId::from(2 * index), weight.require_grad()),
-                    bias: Some(Param::initialized(ParamId::from(2 * index + 1), bias.require_grad())),
+                    bias: Some(Param::initialized(
+                        ParamId::from(2 * index + 1),
+                        bias.require_grad(),
+                    )),
                 }
             })
             .collect();
-        TabularNet { layers, dropout: DropoutConfig::new(self.dropout).init() }
+        TabularNet {
+            layers,
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
     }
 
     /// Number of trainable parameters.
@@ -119,7 +139,11 @@ impl<B: Backend> TabularNet<B> {
         let last = self.layers.len() - 1;
         self.layers.iter().enumerate().fold(input, |x, (i, layer)| {
             let y = layer.forward(x);
-            if i == last { y } else { self.dropout.forward(relu(y)) }
+            if i == last {
+                y
+            } else {
+                self.dropout.forward(relu(y))
+            }
         })
     }
 }
@@ -130,28 +154,40 @@ mod tests {
     use burn::backend::NdArray;
 
     fn spec(kind: ModelKind, hidden: Vec<usize>) -> ModelSpec {
-        ModelSpec { kind, inputs: 5, hidden, outputs: 3, dropout: 0.0 }
+        ModelSpec {
+            kind,
+            inputs: 5,
+            hidden,
+            outputs: 3,
+            dropout: 0.0,
+        }
     }
 
     #[test]
     fn init_is_seeded_and_shapes_are_right() {
-        let device = Default::default();
-        let s = spec(ModelKind::Mlp, vec![16, 8]);
-        let a = s.init::<NdArray>(1, &device);
-        let b = s.init::<NdArray>(1, &device);
-        let c = s.init::<NdArray>(2, &device);
-        let x = Tensor::<NdArray, 2>::ones([4, 5], &device);
-        let (ya, yb, yc) = (a.forward(x.clone()), b.forward(x.clone()), c.forward(x));
-        assert_eq!(ya.dims(), [4, 3]);
-        assert_eq!(ya.to_data(), yb.to_data());
-        assert_ne!(ya.to_data(), yc.to_data());
-        assert_eq!(a.num_params(), s.num_params());
+        let device = burn::backend::ndarray::NdArrayDevice::default();
+        let mlp = spec(ModelKind::Mlp, vec![16, 8]);
+        let seeded = mlp.init::<NdArray>(1, &device);
+        let same_seed = mlp.init::<NdArray>(1, &device);
+        let other_seed = mlp.init::<NdArray>(2, &device);
+        let input = Tensor::<NdArray, 2>::ones([4, 5], &device);
+        let out = seeded.forward(input.clone());
+        assert_eq!(out.dims(), [4, 3]);
+        assert_eq!(out.to_data(), same_seed.forward(input.clone()).to_data());
+        assert_ne!(out.to_data(), other_seed.forward(input).to_data());
+        assert_eq!(seeded.num_params(), mlp.num_params());
     }
 
     #[test]
     fn check_rejects_bad_architectures() {
-        assert!(matches!(spec(ModelKind::Mlp, vec![4, 0]).check(), Err(Error::EmptyLayer { index: 1 })));
-        assert!(matches!(spec(ModelKind::Linear, vec![4]).check(), Err(Error::HiddenOnLinear { .. })));
+        assert!(matches!(
+            spec(ModelKind::Mlp, vec![4, 0]).check(),
+            Err(Error::EmptyLayer { index: 1 })
+        ));
+        assert!(matches!(
+            spec(ModelKind::Linear, vec![4]).check(),
+            Err(Error::HiddenOnLinear { .. })
+        ));
         let mut s = spec(ModelKind::Mlp, vec![4]);
         s.dropout = 1.0;
         assert!(matches!(s.check(), Err(Error::Dropout { .. })));

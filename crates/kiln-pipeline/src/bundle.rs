@@ -47,7 +47,9 @@ impl BundleSpec {
     /// The training task the target implies.
     pub fn task(&self) -> Task {
         match &self.target {
-            FittedTarget::Classification { classes, .. } => Task::Classification { classes: classes.len() },
+            FittedTarget::Classification { classes, .. } => Task::Classification {
+                classes: classes.len(),
+            },
             FittedTarget::Regression { .. } => Task::Regression,
         }
     }
@@ -61,8 +63,14 @@ impl BundleSpec {
         let record = dir.join(RECORD_STEM);
         model
             .clone()
-            .save_file(&record, &NamedMpkFileRecorder::<FullPrecisionSettings>::new())
-            .map_err(|e| Error::Record { path: record.with_extension("mpk"), message: e.to_string() })
+            .save_file(
+                &record,
+                &NamedMpkFileRecorder::<FullPrecisionSettings>::new(),
+            )
+            .map_err(|e| Error::Record {
+                path: record.with_extension("mpk"),
+                message: e.to_string(),
+            })
     }
 }
 
@@ -100,23 +108,40 @@ impl<B: Backend> Predictor<B> {
         if !spec_path.is_file() {
             return Err(Error::BadBundle {
                 path: dir.to_path_buf(),
-                reason: format!("not a kiln bundle: no {SPEC_FILE} (pass a run's bundle/ directory)"),
+                reason: format!(
+                    "not a kiln bundle: no {SPEC_FILE} (pass a run's bundle/ directory)"
+                ),
             });
         }
         let spec: BundleSpec = read_json(&spec_path)?;
         if spec.format != BUNDLE_FORMAT {
             return Err(Error::BadBundle {
                 path: spec_path,
-                reason: format!("bundle format {} is not {BUNDLE_FORMAT}, the one this kiln reads", spec.format),
+                reason: format!(
+                    "bundle format {} is not {BUNDLE_FORMAT}, the one this kiln reads",
+                    spec.format
+                ),
             });
         }
         let record = dir.join(RECORD_STEM);
         let model = spec
             .model
             .init::<B>(0, device)
-            .load_file(&record, &NamedMpkFileRecorder::<FullPrecisionSettings>::new(), device)
-            .map_err(|e| Error::Record { path: record.with_extension("mpk"), message: e.to_string() })?;
-        Ok(Self { dir: dir.to_path_buf(), spec, model, device: device.clone() })
+            .load_file(
+                &record,
+                &NamedMpkFileRecorder::<FullPrecisionSettings>::new(),
+                device,
+            )
+            .map_err(|e| Error::Record {
+                path: record.with_extension("mpk"),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            spec,
+            model,
+            device: device.clone(),
+        })
     }
 
     /// The bundle directory.
@@ -146,9 +171,10 @@ impl<B: Backend> Predictor<B> {
         let x = self.spec.features.transform(table, rows)?;
         let out = kiln_train::predict(&self.model, &x, self.spec.task(), &self.device);
         Ok(match &self.spec.target {
-            FittedTarget::Classification { classes, .. } => {
-                Predictions::Classes { classes: classes.clone(), probabilities: out }
-            }
+            FittedTarget::Classification { classes, .. } => Predictions::Classes {
+                classes: classes.clone(),
+                probabilities: out,
+            },
             target @ FittedTarget::Regression { .. } => {
                 Predictions::Values(out.data.iter().map(|&v| target.decode_value(v)).collect())
             }
@@ -158,7 +184,10 @@ impl<B: Backend> Predictor<B> {
 
 /// Serializes `value` as pretty JSON, atomically.
 pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
     bytes.push(b'\n');
     Ok(kiln_core::fsx::write_atomic(path, &bytes)?)
 }
@@ -166,5 +195,8 @@ pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
 /// Reads JSON from `path`.
 pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let bytes = fs_err::read(path)?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.to_path_buf(), source })
+    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    })
 }

@@ -112,7 +112,11 @@ pub struct SplitSection {
 
 impl Default for SplitSection {
     fn default() -> Self {
-        Self { method: None, valid: 0.15, test: 0.2 }
+        Self {
+            method: None,
+            valid: 0.15,
+            test: 0.2,
+        }
     }
 }
 
@@ -130,7 +134,11 @@ pub struct ModelSection {
 
 impl Default for ModelSection {
     fn default() -> Self {
-        Self { kind: ModelKind::Mlp, hidden: vec![64, 32], dropout: 0.0 }
+        Self {
+            kind: ModelKind::Mlp,
+            hidden: vec![64, 32],
+            dropout: 0.0,
+        }
     }
 }
 
@@ -247,27 +255,47 @@ impl PipelineConfig {
     /// # Errors
     /// One [`ConfigError`] variant per rule.
     pub fn check(self, path: &Path) -> Result<ValidPipelineConfig, ConfigError> {
-        let invalid = |key: &'static str, reason: String| ConfigError::Invalid { path: path.to_path_buf(), key, reason };
+        let invalid = |key: &'static str, reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            reason,
+        };
         if self.pipeline.name.trim().is_empty()
             || self.pipeline.name.contains(['/', '\\'])
             || self.pipeline.name.starts_with('.')
         {
-            return Err(invalid("pipeline.name", "must be non-empty, without slashes, not starting with `.`".into()));
+            return Err(invalid(
+                "pipeline.name",
+                "must be non-empty, without slashes, not starting with `.`".into(),
+            ));
         }
         let fractions = SplitFractions::new(self.split.valid, self.split.test)
             .map_err(|e| invalid("split", e.to_string()))?;
-        if self.split.method == Some(SplitMethod::Stratified) && self.data.task == Some(TargetKind::Regression) {
-            return Err(invalid("split.method", "stratified splits need a classification task".into()));
+        if self.split.method == Some(SplitMethod::Stratified)
+            && self.data.task == Some(TargetKind::Regression)
+        {
+            return Err(invalid(
+                "split.method",
+                "stratified splits need a classification task".into(),
+            ));
         }
         let delimiter = u8::try_from(self.data.delimiter)
             .ok()
             .filter(u8::is_ascii)
-            .ok_or_else(|| invalid("data.delimiter", format!("`{}` is not a single ASCII character", self.data.delimiter)))?;
+            .ok_or_else(|| {
+                invalid(
+                    "data.delimiter",
+                    format!("`{}` is not a single ASCII character", self.data.delimiter),
+                )
+            })?;
         if self.data.infer_rows == 0 {
             return Err(invalid("data.infer_rows", "must be at least 1".into()));
         }
         if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
-            return Err(invalid("train.lr", format!("must be a positive number, got {}", self.train.lr)));
+            return Err(invalid(
+                "train.lr",
+                format!("must be a positive number, got {}", self.train.lr),
+            ));
         }
         if self.train.epochs == 0 {
             return Err(invalid("train.epochs", "must be at least 1".into()));
@@ -276,13 +304,22 @@ impl PipelineConfig {
             return Err(invalid("train.batch_size", "must be at least 1".into()));
         }
         if !(self.train.weight_decay.is_finite() && self.train.weight_decay >= 0.0) {
-            return Err(invalid("train.weight_decay", "must be zero or positive".into()));
+            return Err(invalid(
+                "train.weight_decay",
+                "must be zero or positive".into(),
+            ));
         }
         if self.train.early_stopping.is_some_and(|e| e.patience == 0) {
-            return Err(invalid("train.early_stopping.patience", "must be at least 1".into()));
+            return Err(invalid(
+                "train.early_stopping.patience",
+                "must be at least 1".into(),
+            ));
         }
         if self.data.drop.contains(&self.data.target) {
-            return Err(invalid("data.drop", format!("drops the target `{}`", self.data.target)));
+            return Err(invalid(
+                "data.drop",
+                format!("drops the target `{}`", self.data.target),
+            ));
         }
         kiln_models::ModelSpec {
             kind: self.model.kind,
@@ -295,8 +332,18 @@ impl PipelineConfig {
         .map_err(|e| invalid("model", e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let source = base.join(&self.data.source);
-        let csv = CsvOptions { delimiter, has_header: true, missing: self.data.missing.clone() };
-        Ok(ValidPipelineConfig { raw: self, config_path: path.to_path_buf(), source, fractions, csv })
+        let csv = CsvOptions {
+            delimiter,
+            has_header: true,
+            missing: self.data.missing.clone(),
+        };
+        Ok(ValidPipelineConfig {
+            raw: self,
+            config_path: path.to_path_buf(),
+            source,
+            fractions,
+            csv,
+        })
     }
 }
 
@@ -322,9 +369,15 @@ mod tests {
     #[test]
     fn unknown_key_is_named_with_a_suggestion() {
         let err = check("[train]\nepoch = 5\n").unwrap_err().to_string();
-        assert_eq!(err, "dir/pipeline.toml: line 7: unknown key `epoch`; did you mean `epochs`?");
+        assert_eq!(
+            err,
+            "dir/pipeline.toml: line 7: unknown key `epoch`; did you mean `epochs`?"
+        );
         let err = check("[modle]\nkind = \"mlp\"\n").unwrap_err().to_string();
-        assert_eq!(err, "dir/pipeline.toml: line 6: unknown key `modle`; did you mean `model`?");
+        assert_eq!(
+            err,
+            "dir/pipeline.toml: line 6: unknown key `modle`; did you mean `model`?"
+        );
     }
 
     #[test]
@@ -335,7 +388,10 @@ mod tests {
             ("[train]\nepochs = 0\n", "train.epochs"),
             ("[train]\nbatch_size = 0\n", "train.batch_size"),
             ("[train]\nweight_decay = -1.0\n", "train.weight_decay"),
-            ("[train]\nearly_stopping = { patience = 0 }\n", "train.early_stopping.patience"),
+            (
+                "[train]\nearly_stopping = { patience = 0 }\n",
+                "train.early_stopping.patience",
+            ),
             ("[model]\nhidden = [0]\n", "model"),
             ("[model]\nkind = \"linear\"\nhidden = [3]\n", "model"),
         ];
@@ -346,10 +402,26 @@ mod tests {
             }
         }
         let drop_target = format!("{}drop = [\"y\"]\n", MINIMAL.trim_end().to_owned() + "\n");
-        let err = PipelineConfig::parse(&drop_target, Path::new("p.toml")).unwrap().check(Path::new("p.toml"));
-        assert!(matches!(err, Err(ConfigError::Invalid { key: "data.drop", .. })));
+        let err = PipelineConfig::parse(&drop_target, Path::new("p.toml"))
+            .unwrap()
+            .check(Path::new("p.toml"));
+        assert!(matches!(
+            err,
+            Err(ConfigError::Invalid {
+                key: "data.drop",
+                ..
+            })
+        ));
         let bad_name = MINIMAL.replace("\"p\"", "\"../x\"");
-        let err = PipelineConfig::parse(&bad_name, Path::new("p.toml")).unwrap().check(Path::new("p.toml"));
-        assert!(matches!(err, Err(ConfigError::Invalid { key: "pipeline.name", .. })));
+        let err = PipelineConfig::parse(&bad_name, Path::new("p.toml"))
+            .unwrap()
+            .check(Path::new("p.toml"));
+        assert!(matches!(
+            err,
+            Err(ConfigError::Invalid {
+                key: "pipeline.name",
+                ..
+            })
+        ));
     }
 }

@@ -42,24 +42,34 @@ pub enum ConfigError {
 impl ConfigError {
     /// Turns toml's error into a precise one; an unknown key gets the closest valid key.
     pub(crate) fn from_toml(path: &std::path::Path, text: &str, error: &toml::de::Error) -> Self {
-        let line = error.span().map(|s| text[..s.start].matches('\n').count() + 1);
+        let line = error
+            .span()
+            .map(|s| text[..s.start].matches('\n').count() + 1);
         // serde words an unknown field as: unknown field `k`, expected one of `a`, `b` (or
         // expected `a`); the expected names are the valid keys at that place.
         let message = error.message();
-        if let (Some(rest), Some(line)) = (message.strip_prefix("unknown field `"), line) {
-            if let Some((key, expected)) = rest.split_once('`') {
-                let suggestion = expected
-                    .split('`')
-                    .skip(1)
-                    .step_by(2)
-                    .map(|valid| (strsim::jaro_winkler(key, valid), valid))
-                    .filter(|(score, _)| *score > 0.7)
-                    .max_by(|a, b| a.0.total_cmp(&b.0))
-                    .map(|(_, valid)| valid.to_owned());
-                return ConfigError::UnknownKey { path: path.to_path_buf(), line, key: key.to_owned(), suggestion };
-            }
+        if let (Some(rest), Some(line)) = (message.strip_prefix("unknown field `"), line)
+            && let Some((key, expected)) = rest.split_once('`')
+        {
+            let suggestion = expected
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(|valid| (strsim::jaro_winkler(key, valid), valid))
+                .filter(|(score, _)| *score > 0.7)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, valid)| valid.to_owned());
+            return ConfigError::UnknownKey {
+                path: path.to_path_buf(),
+                line,
+                key: key.to_owned(),
+                suggestion,
+            };
         }
-        ConfigError::Toml { path: path.to_path_buf(), message: error.to_string().trim_end().to_owned() }
+        ConfigError::Toml {
+            path: path.to_path_buf(),
+            message: error.to_string().trim_end().to_owned(),
+        }
     }
 }
 
@@ -119,7 +129,9 @@ pub enum Error {
         target: String,
     },
     /// A classification target with fewer than two classes in the train split.
-    #[error("target `{target}` has {classes} class(es) in the training rows; at least 2 are needed")]
+    #[error(
+        "target `{target}` has {classes} class(es) in the training rows; at least 2 are needed"
+    )]
     TooFewClasses {
         /// The target column.
         target: String,

@@ -118,6 +118,9 @@ const SPLIT_NAMES: [&str; 3] = ["train", "valid", "test"];
 /// # Errors
 /// Config, data, transform and training errors; nothing that looks like a finished run is
 /// left behind on error.
+///
+/// # Panics
+/// Only if serializing the config or epoch stats to JSON fails, which their types rule out.
 pub fn train(
     config: &ValidPipelineConfig,
     options: &TrainOptions,
@@ -171,7 +174,13 @@ pub fn train(
         .enumerate()
         .map(|(i, name)| {
             let rows = split_rows(&prepared.split, i);
-            ((*name).to_owned(), SplitRecord { rows: rows.len(), hash: hash_indices(rows) })
+            (
+                (*name).to_owned(),
+                SplitRecord {
+                    rows: rows.len(),
+                    hash: hash_indices(rows),
+                },
+            )
         })
         .collect();
     timings.insert("total".into(), started.elapsed().as_secs_f64());
@@ -237,8 +246,13 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
         other => Error::Core(other),
     })?;
     let raw = kiln_data::read_csv(config.source(), config.csv())?;
-    let mut schema = kiln_data::infer_schema(&raw, raw_config.data.infer_rows, &raw_config.data.columns)?;
-    if raw.column_names().iter().all(|n| *n != raw_config.data.target) {
+    let mut schema =
+        kiln_data::infer_schema(&raw, raw_config.data.infer_rows, &raw_config.data.columns)?;
+    if raw
+        .column_names()
+        .iter()
+        .all(|n| *n != raw_config.data.target)
+    {
         return Err(kiln_data::Error::MissingColumn {
             path: config.source().to_path_buf(),
             column: raw_config.data.target.clone(),
@@ -256,19 +270,31 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
             .into());
         }
     }
-    schema.columns.retain(|c| !raw_config.data.drop.contains(&c.name));
+    schema
+        .columns
+        .retain(|c| !raw_config.data.drop.contains(&c.name));
     let table = raw.conform(&schema, &[])?;
     timings.insert("ingest".into(), clock.elapsed().as_secs_f64());
 
     let clock = Instant::now();
     let target_name = raw_config.data.target.as_str();
     let target_column = table.require(target_name)?;
-    let labelled: Vec<usize> = (0..table.n_rows()).filter(|&r| !target_column.is_null(r)).collect();
+    let labelled: Vec<usize> = (0..table.n_rows())
+        .filter(|&r| !target_column.is_null(r))
+        .collect();
     if labelled.is_empty() {
-        return Err(Error::NoLabelledRows { path: config.source().to_path_buf(), target: target_name.to_owned() });
+        return Err(Error::NoLabelledRows {
+            path: config.source().to_path_buf(),
+            target: target_name.to_owned(),
+        });
     }
-    let target_type = schema.column(target_name).map_or(ColumnType::Categorical, |c| c.column_type);
-    let kind = raw_config.data.task.unwrap_or_else(|| TargetKind::infer(target_type));
+    let target_type = schema
+        .column(target_name)
+        .map_or(ColumnType::Categorical, |c| c.column_type);
+    let kind = raw_config
+        .data
+        .task
+        .unwrap_or_else(|| TargetKind::infer(target_type));
     let split_method = raw_config.split.method.unwrap_or(match kind {
         TargetKind::Classification => SplitMethod::Stratified,
         TargetKind::Regression => SplitMethod::Random,
@@ -277,7 +303,10 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
     let split = match split_method {
         SplitMethod::Random => Split::random(&labelled, config.fractions(), &mut rng),
         SplitMethod::Stratified => {
-            let labels: Vec<String> = labelled.iter().map(|&r| target_column.text(r).unwrap_or_default()).collect();
+            let labels: Vec<String> = labelled
+                .iter()
+                .map(|&r| target_column.text(r).unwrap_or_default())
+                .collect();
             Split::stratified(&labelled, &labels, config.fractions(), &mut rng)
         }
     };
@@ -285,12 +314,16 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
 
     let clock = Instant::now();
     let target = FittedTarget::fit(&table, target_name, kind, &split.train)?;
-    if let FittedTarget::Classification { classes, .. } = &target {
-        if classes.len() < 2 {
-            return Err(Error::TooFewClasses { target: target_name.to_owned(), classes: classes.len() });
-        }
+    if let FittedTarget::Classification { classes, .. } = &target
+        && classes.len() < 2
+    {
+        return Err(Error::TooFewClasses {
+            target: target_name.to_owned(),
+            classes: classes.len(),
+        });
     }
-    let features = FeaturePlan::new(&schema, &[target_name], raw_config.features).fit(&table, &split.train)?;
+    let features =
+        FeaturePlan::new(&schema, &[target_name], raw_config.features).fit(&table, &split.train)?;
     let model = ModelSpec {
         kind: raw_config.model.kind,
         inputs: features.width(),
@@ -307,7 +340,14 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
         y.push(target.encode(&table, rows)?);
     }
     timings.insert("transform".into(), clock.elapsed().as_secs_f64());
-    let spec = BundleSpec { format: BUNDLE_FORMAT, schema, csv: config.csv().clone(), features, target, model };
+    let spec = BundleSpec {
+        format: BUNDLE_FORMAT,
+        schema,
+        csv: config.csv().clone(),
+        features,
+        target,
+        model,
+    };
     Ok(Prepared {
         rows_without_target: table.n_rows() - labelled.len(),
         table,
@@ -400,7 +440,9 @@ impl BackendVisitor for LoadVisitor<'_> {
     type Output = Result<AnyPredictor>;
 
     fn visit<B: AutodiffBackend>(self, device: B::Device, _info: DeviceInfo) -> Self::Output {
-        Ok(AnyPredictor(Box::new(Predictor::<B::InnerBackend>::load(self.dir, &device)?)))
+        Ok(AnyPredictor(Box::new(Predictor::<B::InnerBackend>::load(
+            self.dir, &device,
+        )?)))
     }
 }
 

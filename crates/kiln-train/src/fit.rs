@@ -3,8 +3,8 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig, MseLoss, Reduction};
-use burn::optim::decay::WeightDecayConfig;
 use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -50,7 +50,14 @@ pub struct TrainSettings {
 
 impl Default for TrainSettings {
     fn default() -> Self {
-        Self { epochs: 100, batch_size: 64, lr: 1e-3, weight_decay: 0.0, patience: None, seed: 42 }
+        Self {
+            epochs: 100,
+            batch_size: 64,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            patience: None,
+            seed: 42,
+        }
     }
 }
 
@@ -93,6 +100,7 @@ pub enum DeviceTargets<B: Backend> {
 
 impl<B: Backend> DeviceTargets<B> {
     /// The targets of the rows in `index`.
+    #[must_use]
     pub fn select(&self, index: Tensor<B, 1, Int>) -> Self {
         match self {
             DeviceTargets::Classes(t) => DeviceTargets::Classes(t.clone().select(0, index)),
@@ -111,9 +119,11 @@ pub struct Stepper<B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> Stepper<B> {
     /// Adam with the settings' learning rate and weight decay.
+    #[must_use]
     pub fn new(settings: &TrainSettings, device: &B::Device) -> Self {
         #[allow(clippy::cast_possible_truncation)] // burn's penalty is f32.
-        let decay = (settings.weight_decay > 0.0).then(|| WeightDecayConfig::new(settings.weight_decay as f32));
+        let decay = (settings.weight_decay > 0.0)
+            .then(|| WeightDecayConfig::new(settings.weight_decay as f32));
         Self {
             optim: AdamConfig::new().with_weight_decay(decay).init(),
             cross_entropy: CrossEntropyLossConfig::new().init(device),
@@ -125,7 +135,12 @@ impl<B: AutodiffBackend> Stepper<B> {
     ///
     /// # Shapes
     /// - x: `[batch, inputs]`; targets: `[batch]` classes or `[batch, 1]` values
-    pub fn step(&mut self, model: TabularNet<B>, x: Tensor<B, 2>, targets: DeviceTargets<B>) -> (TabularNet<B>, Tensor<B, 1>) {
+    pub fn step(
+        &mut self,
+        model: TabularNet<B>,
+        x: Tensor<B, 2>,
+        targets: DeviceTargets<B>,
+    ) -> (TabularNet<B>, Tensor<B, 1>) {
         let output = model.forward(x);
         let loss = match targets {
             DeviceTargets::Classes(t) => self.cross_entropy.forward(output, t),
@@ -143,6 +158,9 @@ impl<B: AutodiffBackend> Stepper<B> {
 /// # Errors
 /// [`Error::Diverged`] naming the epoch and step of the first non-finite loss;
 /// [`Error::EmptyTrainingSet`]; [`Error::TargetMismatch`].
+///
+/// # Panics
+/// Only on a backend that returns loss data of another length than asked (a burn bug).
 pub fn fit<B: AutodiffBackend>(
     mut model: TabularNet<B>,
     train: (&Matrix, &Targets),
@@ -156,14 +174,16 @@ pub fn fit<B: AutodiffBackend>(
     if x.rows == 0 {
         return Err(Error::EmptyTrainingSet);
     }
-    let x_all = Tensor::<B, 2>::from_data(TensorData::new(x.data.clone(), [x.rows, x.cols]), device);
+    let x_all =
+        Tensor::<B, 2>::from_data(TensorData::new(x.data.clone(), [x.rows, x.cols]), device);
     let targets = match (task, y) {
         (Task::Classification { .. }, Targets::Classes(c)) => DeviceTargets::Classes(
             Tensor::from_data(TensorData::new(c.clone(), [c.len()]), device),
         ),
-        (Task::Regression, Targets::Values(v)) => {
-            DeviceTargets::Values(Tensor::from_data(TensorData::new(v.clone(), [v.len(), 1]), device))
-        }
+        (Task::Regression, Targets::Values(v)) => DeviceTargets::Values(Tensor::from_data(
+            TensorData::new(v.clone(), [v.len(), 1]),
+            device,
+        )),
         _ => return Err(Error::TargetMismatch { task }),
     };
     let mut stepper = Stepper::new(settings, device);
@@ -175,22 +195,37 @@ pub fn fit<B: AutodiffBackend>(
     let mut samples = 0_usize;
     for epoch in 1..=settings.epochs {
         let mut order: Vec<i64> = (0..i64::try_from(x.rows).expect("row count fits i64")).collect();
-        order.shuffle(&mut kiln_core::rng::stream(settings.seed, &format!("shuffle/epoch-{epoch}")));
+        order.shuffle(&mut kiln_core::rng::stream(
+            settings.seed,
+            &format!("shuffle/epoch-{epoch}"),
+        ));
         let started = Instant::now();
         let mut step_losses = Vec::with_capacity(order.len().div_ceil(batch_size));
         for chunk in order.chunks(batch_size) {
-            let index = Tensor::<B, 1, Int>::from_data(TensorData::new(chunk.to_vec(), [chunk.len()]), device);
+            let index = Tensor::<B, 1, Int>::from_data(
+                TensorData::new(chunk.to_vec(), [chunk.len()]),
+                device,
+            );
             let batch_targets = targets.select(index.clone());
-            let (updated, loss) = stepper.step(model, x_all.clone().select(0, index), batch_targets);
+            let (updated, loss) =
+                stepper.step(model, x_all.clone().select(0, index), batch_targets);
             model = updated;
             step_losses.push(loss);
         }
         // One device sync per epoch: read every step's loss at once.
-        let losses = Tensor::cat(step_losses, 0).into_data().convert::<f32>().to_vec::<f32>().expect("f32 after convert");
+        let losses = Tensor::cat(step_losses, 0)
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .expect("f32 after convert");
         train_seconds += started.elapsed().as_secs_f64();
         samples += x.rows;
         if let Some(step) = losses.iter().position(|l| !l.is_finite()) {
-            return Err(Error::Diverged { epoch, step: step + 1, loss: losses[step] });
+            return Err(Error::Diverged {
+                epoch,
+                step: step + 1,
+                loss: losses[step],
+            });
         }
         let train_loss = weighted_mean_loss(&losses, x.rows, batch_size);
 
@@ -201,7 +236,12 @@ pub fn fit<B: AutodiffBackend>(
             let out = predict(&inference, valid.0, task, device);
             evaluate_outputs(&out, valid.1, task)
         };
-        let stats = EpochStats { epoch, train_loss, valid_loss, valid_metrics };
+        let stats = EpochStats {
+            epoch,
+            train_loss,
+            valid_loss,
+            valid_metrics,
+        };
         on_epoch(&stats);
         history.push(stats);
         if best.as_ref().is_none_or(|(loss, _, _)| valid_loss < *loss) {
@@ -215,7 +255,13 @@ pub fn fit<B: AutodiffBackend>(
     let (_, best_epoch, model) = best.unwrap_or_else(|| (f64::NAN, 0, model.valid()));
     #[allow(clippy::cast_precision_loss)] // Sample counts are far below 2^52.
     let samples_per_second = samples as f64 / train_seconds.max(f64::MIN_POSITIVE);
-    Ok(Trained { model, best_epoch, history, train_seconds, samples_per_second })
+    Ok(Trained {
+        model,
+        best_epoch,
+        history,
+        train_seconds,
+        samples_per_second,
+    })
 }
 
 /// Each step's loss is a batch mean; weight by batch size (the last batch may be short).
@@ -233,7 +279,10 @@ fn evaluate_outputs(out: &Matrix, y: &Targets, task: Task) -> (f64, BTreeMap<Str
     match (task, y) {
         (Task::Classification { .. }, Targets::Classes(labels)) => {
             let m = metrics::classification(out, labels);
-            (m["log_loss"], BTreeMap::from([("accuracy".to_owned(), m["accuracy"])]))
+            (
+                m["log_loss"],
+                BTreeMap::from([("accuracy".to_owned(), m["accuracy"])]),
+            )
         }
         (_, Targets::Values(values)) => {
             let truth: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
@@ -247,7 +296,15 @@ fn evaluate_outputs(out: &Matrix, y: &Targets, task: Task) -> (f64, BTreeMap<Str
 
 /// Model outputs for every row of `x`: class probabilities (`rows × classes`), or the
 /// standardized regression value (`rows × 1`). Runs in chunks to bound device memory.
-pub fn predict<B: Backend>(model: &TabularNet<B>, x: &Matrix, task: Task, device: &B::Device) -> Matrix {
+///
+/// # Panics
+/// When `x.cols` differs from the model's inputs (a caller bug).
+pub fn predict<B: Backend>(
+    model: &TabularNet<B>,
+    x: &Matrix,
+    task: Task,
+    device: &B::Device,
+) -> Matrix {
     const CHUNK_ROWS: usize = 8192;
     let outputs = match task {
         Task::Classification { classes } => classes,
@@ -257,12 +314,20 @@ pub fn predict<B: Backend>(model: &TabularNet<B>, x: &Matrix, task: Task, device
     for start in (0..x.rows).step_by(CHUNK_ROWS) {
         let rows = CHUNK_ROWS.min(x.rows - start);
         let slice = x.data[start * x.cols..(start + rows) * x.cols].to_vec();
-        let out = model.forward(Tensor::from_data(TensorData::new(slice, [rows, x.cols]), device));
+        let out = model.forward(Tensor::from_data(
+            TensorData::new(slice, [rows, x.cols]),
+            device,
+        ));
         let out = match task {
             Task::Classification { .. } => softmax(out, 1),
             Task::Regression => out,
         };
-        data.extend(out.into_data().convert::<f32>().to_vec::<f32>().expect("f32 after convert"));
+        data.extend(
+            out.into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .expect("f32 after convert"),
+        );
     }
     Matrix::new(data, x.rows, outputs)
 }
@@ -270,6 +335,7 @@ pub fn predict<B: Backend>(model: &TabularNet<B>, x: &Matrix, task: Task, device
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::backend::ndarray::NdArrayDevice;
     use burn::backend::{Autodiff, NdArray};
     use kiln_models::{ModelKind, ModelSpec};
 
@@ -291,23 +357,43 @@ mod tests {
     }
 
     fn spec() -> ModelSpec {
-        ModelSpec { kind: ModelKind::Mlp, inputs: 2, hidden: vec![8], outputs: 3, dropout: 0.0 }
+        ModelSpec {
+            kind: ModelKind::Mlp,
+            inputs: 2,
+            hidden: vec![8],
+            outputs: 3,
+            dropout: 0.0,
+        }
     }
 
     #[test]
     fn learns_separable_blobs_and_is_deterministic() {
         let (x, y) = blobs();
-        let settings = TrainSettings { epochs: 30, batch_size: 16, lr: 0.05, ..Default::default() };
+        let settings = TrainSettings {
+            epochs: 30,
+            batch_size: 16,
+            lr: 0.05,
+            ..Default::default()
+        };
         let task = Task::Classification { classes: 3 };
         let run = || {
-            let model = spec().init::<B>(7, &Default::default());
-            fit(model, (&x, &y), (&x, &y), task, &settings, &Default::default(), |_| {}).unwrap()
+            let model = spec().init::<B>(7, &NdArrayDevice::default());
+            fit(
+                model,
+                (&x, &y),
+                (&x, &y),
+                task,
+                &settings,
+                &NdArrayDevice::default(),
+                |_| {},
+            )
+            .unwrap()
         };
         let (a, b) = (run(), run());
         assert!(a.history.last().unwrap().valid_metrics["accuracy"] > 0.95);
         assert_eq!(a.history, b.history);
-        let pa = predict(&a.model, &x, task, &Default::default());
-        let pb = predict(&b.model, &x, task, &Default::default());
+        let pa = predict(&a.model, &x, task, &NdArrayDevice::default());
+        let pb = predict(&b.model, &x, task, &NdArrayDevice::default());
         assert_eq!(pa, pb);
         for row in 0..pa.rows {
             let sum: f32 = pa.row(row).iter().sum();
@@ -319,25 +405,68 @@ mod tests {
     fn divergence_names_epoch_and_step() {
         let (x, _) = blobs();
         let y = Targets::Values(vec![f32::INFINITY; 90]);
-        let s = ModelSpec { outputs: 1, ..spec() };
-        let model = s.init::<B>(7, &Default::default());
-        let settings = TrainSettings { epochs: 2, batch_size: 30, ..Default::default() };
-        let err = fit(model, (&x, &y), (&x, &y), Task::Regression, &settings, &Default::default(), |_| {})
-            .unwrap_err();
-        assert!(matches!(err, Error::Diverged { epoch: 1, step: 1, .. }), "{err}");
+        let s = ModelSpec {
+            outputs: 1,
+            ..spec()
+        };
+        let model = s.init::<B>(7, &NdArrayDevice::default());
+        let settings = TrainSettings {
+            epochs: 2,
+            batch_size: 30,
+            ..Default::default()
+        };
+        let err = fit(
+            model,
+            (&x, &y),
+            (&x, &y),
+            Task::Regression,
+            &settings,
+            &NdArrayDevice::default(),
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Diverged {
+                    epoch: 1,
+                    step: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn patience_stops_early_and_keeps_the_best_epoch() {
         let (x, y) = blobs();
         // A huge learning rate makes validation loss stop improving quickly.
-        let settings = TrainSettings { epochs: 200, batch_size: 90, lr: 5.0, patience: Some(3), ..Default::default() };
-        let model = spec().init::<B>(7, &Default::default());
-        let t = fit(model, (&x, &y), (&x, &y), Task::Classification { classes: 3 }, &settings, &Default::default(), |_| {})
-            .unwrap();
+        let settings = TrainSettings {
+            epochs: 200,
+            batch_size: 90,
+            lr: 5.0,
+            patience: Some(3),
+            ..Default::default()
+        };
+        let model = spec().init::<B>(7, &NdArrayDevice::default());
+        let t = fit(
+            model,
+            (&x, &y),
+            (&x, &y),
+            Task::Classification { classes: 3 },
+            &settings,
+            &NdArrayDevice::default(),
+            |_| {},
+        )
+        .unwrap();
         assert!(t.history.len() < 200);
         assert_eq!(t.history.len(), t.best_epoch + 3);
-        let best = t.history.iter().map(|h| h.valid_loss).fold(f64::INFINITY, f64::min);
+        let best = t
+            .history
+            .iter()
+            .map(|h| h.valid_loss)
+            .fold(f64::INFINITY, f64::min);
         assert!((t.history[t.best_epoch - 1].valid_loss - best).abs() < 1e-12);
     }
 }

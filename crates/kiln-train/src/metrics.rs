@@ -9,7 +9,11 @@ use kiln_core::Matrix;
 ///
 /// # Panics
 /// When `probs.rows != labels.len()` or a label is out of range (caller bugs).
-#[allow(clippy::cast_precision_loss, clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_truncation
+)]
 // Counts are far below 2^52; labels are validated class indices.
 pub fn classification(probs: &Matrix, labels: &[i64]) -> BTreeMap<String, f64> {
     assert_eq!(probs.rows, labels.len(), "one label per row");
@@ -62,7 +66,10 @@ pub fn regression(predicted: &[f64], truth: &[f64]) -> BTreeMap<String, f64> {
     BTreeMap::from([
         ("rmse".to_owned(), (se / n).sqrt()),
         ("mae".to_owned(), ae / n),
-        ("r2".to_owned(), if tss > 0.0 { 1.0 - se / tss } else { 0.0 }),
+        (
+            "r2".to_owned(),
+            if tss > 0.0 { 1.0 - se / tss } else { 0.0 },
+        ),
     ])
 }
 
@@ -71,7 +78,9 @@ pub fn argmax(values: &[f32]) -> usize {
     values
         .iter()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) })
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv { (i, v) } else { (bi, bv) }
+        })
         .0
 }
 

@@ -134,8 +134,12 @@ pub struct FittedFeatures {
 impl FeaturePlan {
     /// Plans transforms for every schema column except `exclude` (the target, ids …).
     pub fn new(schema: &Schema, exclude: &[&str], config: FeatureConfig) -> Self {
-        let columns =
-            schema.columns.iter().filter(|c| !exclude.contains(&c.name.as_str())).cloned().collect();
+        let columns = schema
+            .columns
+            .iter()
+            .filter(|c| !exclude.contains(&c.name.as_str()))
+            .cloned()
+            .collect();
         Self { columns, config }
     }
 
@@ -165,22 +169,44 @@ impl FeaturePlan {
                         };
                         let filled: Vec<f64> = train_rows
                             .iter()
-                            .map(|&r| if values.is_null(r) { fill } else { values.value(r) })
+                            .map(|&r| {
+                                if values.is_null(r) {
+                                    fill
+                                } else {
+                                    values.value(r)
+                                }
+                            })
                             .collect();
                         let (center, scale) = match self.config.numeric.scale {
                             Scale::Standard => {
                                 let m = mean(&filled);
-                                let var = mean(&filled.iter().map(|v| (v - m).powi(2)).collect::<Vec<_>>());
+                                let var = mean(
+                                    &filled.iter().map(|v| (v - m).powi(2)).collect::<Vec<_>>(),
+                                );
                                 (m, if var > 0.0 { var.sqrt() } else { 1.0 })
                             }
                             Scale::None => (0.0, 1.0),
                         };
-                        FittedColumn::Numeric { name, fill, center, scale }
+                        FittedColumn::Numeric {
+                            name,
+                            fill,
+                            center,
+                            scale,
+                        }
                     }
                     (ColumnType::Boolean, ColumnRef::Boolean(values)) => {
-                        let trues = train_rows.iter().filter(|&&r| !values.is_null(r) && values.value(r)).count();
-                        let falses = train_rows.iter().filter(|&&r| !values.is_null(r) && !values.value(r)).count();
-                        FittedColumn::Boolean { name, fill: trues > falses }
+                        let trues = train_rows
+                            .iter()
+                            .filter(|&&r| !values.is_null(r) && values.value(r))
+                            .count();
+                        let falses = train_rows
+                            .iter()
+                            .filter(|&&r| !values.is_null(r) && !values.value(r))
+                            .count();
+                        FittedColumn::Boolean {
+                            name,
+                            fill: trues > falses,
+                        }
                     }
                     (_, values) => {
                         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -203,7 +229,11 @@ impl FeaturePlan {
                             .filter(|(_, n)| *n >= self.config.categorical.min_frequency)
                             .map(|(v, _)| v)
                             .collect();
-                        FittedColumn::Categorical { name, fill, categories }
+                        FittedColumn::Categorical {
+                            name,
+                            fill,
+                            categories,
+                        }
                     }
                 })
             })
@@ -223,7 +253,9 @@ impl FittedFeatures {
         self.columns
             .iter()
             .flat_map(|c| match c {
-                FittedColumn::Categorical { name, categories, .. } => categories
+                FittedColumn::Categorical {
+                    name, categories, ..
+                } => categories
                     .iter()
                     .map(|v| format!("{name}={v}"))
                     .chain(std::iter::once(format!("{name}=<other>")))
@@ -247,7 +279,15 @@ impl FittedFeatures {
             for (out_row, &r) in rows.iter().enumerate() {
                 let out = &mut data[out_row * width + offset..];
                 match (column, values) {
-                    (FittedColumn::Numeric { fill, center, scale, .. }, ColumnRef::Numeric(v)) => {
+                    (
+                        FittedColumn::Numeric {
+                            fill,
+                            center,
+                            scale,
+                            ..
+                        },
+                        ColumnRef::Numeric(v),
+                    ) => {
                         let x = if v.is_null(r) { *fill } else { v.value(r) };
                         out[0] = ((x - center) / scale) as f32;
                     }
@@ -255,7 +295,12 @@ impl FittedFeatures {
                         let b = if v.is_null(r) { *fill } else { v.value(r) };
                         out[0] = f32::from(u8::from(b));
                     }
-                    (FittedColumn::Categorical { fill, categories, .. }, v) => {
+                    (
+                        FittedColumn::Categorical {
+                            fill, categories, ..
+                        },
+                        v,
+                    ) => {
                         let text = v.text(r);
                         let value = text.as_deref().unwrap_or(fill);
                         let slot = categories
@@ -278,7 +323,11 @@ impl FittedFeatures {
 
 #[allow(clippy::cast_precision_loss)] // Counts are far below 2^52.
 fn mean(values: &[f64]) -> f64 {
-    if values.is_empty() { 0.0 } else { values.iter().sum::<f64>() / values.len() as f64 }
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -287,7 +336,11 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    if values.len() % 2 == 1 { values[mid] } else { f64::midpoint(values[mid - 1], values[mid]) }
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        f64::midpoint(values[mid - 1], values[mid])
+    }
 }
 
 #[cfg(test)]
@@ -301,7 +354,7 @@ mod tests {
         let path = dir.join(format!("{}.csv", blake3::hash(text.as_bytes()).to_hex()));
         fs_err::write(&path, text).unwrap();
         let raw = read_csv(&path, &CsvOptions::default()).unwrap();
-        let schema = infer_schema(&raw, 1000, &Default::default()).unwrap();
+        let schema = infer_schema(&raw, 1000, &std::collections::BTreeMap::new()).unwrap();
         raw.conform(&schema, &[]).unwrap()
     }
 
@@ -311,16 +364,35 @@ mod tests {
         let t = table("x,c,b\n1,a,true\nNA,a,false\n3,b,true\n1000,z,false\n2000,z,false\n");
         let plan = FeaturePlan::new(t.schema(), &[], FeatureConfig::default());
         let fitted = plan.fit(&t, &[0, 1, 2]).unwrap();
-        let FittedColumn::Numeric { fill, center, scale, .. } = fitted.columns[0] else { panic!() };
+        let FittedColumn::Numeric {
+            fill,
+            center,
+            scale,
+            ..
+        } = fitted.columns[0]
+        else {
+            panic!()
+        };
         assert!((fill - 2.0).abs() < 1e-12, "median of train values 1 and 3");
         assert!((center - 2.0).abs() < 1e-12, "mean of 1, 2 (imputed), 3");
         assert!((scale - (2.0_f64 / 3.0).sqrt()).abs() < 1e-12);
-        let FittedColumn::Categorical { ref fill, ref categories, .. } = fitted.columns[1] else {
+        let FittedColumn::Categorical {
+            ref fill,
+            ref categories,
+            ..
+        } = fitted.columns[1]
+        else {
             panic!()
         };
         assert_eq!(categories, &["a", "b"]);
         assert_eq!(fill, "a");
-        assert_eq!(fitted.columns[2], FittedColumn::Boolean { name: "b".into(), fill: true });
+        assert_eq!(
+            fitted.columns[2],
+            FittedColumn::Boolean {
+                name: "b".into(),
+                fill: true
+            }
+        );
         // A fit on all rows would differ: the test above can fail.
         let leaky = plan.fit(&t, &[0, 1, 2, 3, 4]).unwrap();
         assert_ne!(leaky, fitted);
@@ -329,24 +401,33 @@ mod tests {
     #[test]
     fn transform_one_hots_with_unknown_slot() {
         let t = table("x,c\n1,a\n3,b\nNA,z\n");
-        let fitted =
-            FeaturePlan::new(t.schema(), &[], FeatureConfig::default()).fit(&t, &[0, 1]).unwrap();
+        let fitted = FeaturePlan::new(t.schema(), &[], FeatureConfig::default())
+            .fit(&t, &[0, 1])
+            .unwrap();
         assert_eq!(fitted.width(), 4);
         assert_eq!(fitted.output_names(), ["x", "c=a", "c=b", "c=<other>"]);
         let m = fitted.transform(&t, &[0, 1, 2]).unwrap();
         assert_eq!(m.row(0), [-1.0, 1.0, 0.0, 0.0]);
         assert_eq!(m.row(1), [1.0, 0.0, 1.0, 0.0]);
-        assert_eq!(m.row(2), [0.0, 0.0, 0.0, 1.0], "missing x -> median, unseen z -> other");
+        assert_eq!(
+            m.row(2),
+            [0.0, 0.0, 0.0, 1.0],
+            "missing x -> median, unseen z -> other"
+        );
     }
 
     #[test]
     fn fitted_state_round_trips_through_json() {
         let t = table("x,c\n1,a\n3,b\n");
-        let fitted =
-            FeaturePlan::new(t.schema(), &[], FeatureConfig::default()).fit(&t, &[0, 1]).unwrap();
+        let fitted = FeaturePlan::new(t.schema(), &[], FeatureConfig::default())
+            .fit(&t, &[0, 1])
+            .unwrap();
         let json = serde_json::to_string(&fitted).unwrap();
         let back: FittedFeatures = serde_json::from_str(&json).unwrap();
         assert_eq!(back, fitted);
-        assert_eq!(back.transform(&t, &[0, 1]).unwrap(), fitted.transform(&t, &[0, 1]).unwrap());
+        assert_eq!(
+            back.transform(&t, &[0, 1]).unwrap(),
+            fitted.transform(&t, &[0, 1]).unwrap()
+        );
     }
 }

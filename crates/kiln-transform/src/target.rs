@@ -84,27 +84,38 @@ impl FittedTarget {
         let column = table.require(name)?;
         Ok(match kind {
             TargetKind::Classification => {
-                let mut classes: Vec<String> = train_rows.iter().filter_map(|&r| column.text(r)).collect();
+                let mut classes: Vec<String> =
+                    train_rows.iter().filter_map(|&r| column.text(r)).collect();
                 classes.sort_unstable();
                 classes.dedup();
                 if matches!(column, ColumnRef::Numeric(_)) {
                     classes.sort_by(|a, b| {
-                        let (x, y): (f64, f64) = (a.parse().unwrap_or(0.0), b.parse().unwrap_or(0.0));
+                        let (x, y): (f64, f64) =
+                            (a.parse().unwrap_or(0.0), b.parse().unwrap_or(0.0));
                         x.total_cmp(&y)
                     });
                 }
-                FittedTarget::Classification { name: name.to_owned(), classes }
+                FittedTarget::Classification {
+                    name: name.to_owned(),
+                    classes,
+                }
             }
             TargetKind::Regression => {
                 let ColumnRef::Numeric(values) = column else {
                     return Err(Error::TargetType {
                         column: name.to_owned(),
-                        found: table.schema().column(name).map_or(ColumnType::Categorical, |c| c.column_type),
+                        found: table
+                            .schema()
+                            .column(name)
+                            .map_or(ColumnType::Categorical, |c| c.column_type),
                         task: "regression",
                     });
                 };
-                let present: Vec<f64> =
-                    train_rows.iter().filter(|&&r| !values.is_null(r)).map(|&r| values.value(r)).collect();
+                let present: Vec<f64> = train_rows
+                    .iter()
+                    .filter(|&&r| !values.is_null(r))
+                    .map(|&r| values.value(r))
+                    .collect();
                 #[allow(clippy::cast_precision_loss)] // Row counts are far below 2^52.
                 let n = present.len().max(1) as f64;
                 let mean = present.iter().sum::<f64>() / n;
@@ -121,7 +132,9 @@ impl FittedTarget {
     /// The target column's name.
     pub fn name(&self) -> &str {
         match self {
-            FittedTarget::Classification { name, .. } | FittedTarget::Regression { name, .. } => name,
+            FittedTarget::Classification { name, .. } | FittedTarget::Regression { name, .. } => {
+                name
+            }
         }
     }
 
@@ -137,6 +150,9 @@ impl FittedTarget {
     ///
     /// # Errors
     /// [`Error::MissingTarget`] or [`Error::UnknownClass`], naming the line.
+    ///
+    /// # Panics
+    /// Never: class indices are below `classes.len()`, which fits an `i64`.
     pub fn encode(&self, table: &Table, rows: &[usize]) -> Result<Targets> {
         let column = table.require(self.name())?;
         let missing = |r: usize| Error::MissingTarget {
@@ -183,7 +199,9 @@ impl FittedTarget {
     /// Maps a standardized regression output back to the target's units.
     pub fn decode_value(&self, standardized: f32) -> f64 {
         match self {
-            FittedTarget::Regression { mean, std, .. } => f64::from(standardized).mul_add(*std, *mean),
+            FittedTarget::Regression { mean, std, .. } => {
+                f64::from(standardized).mul_add(*std, *mean)
+            }
             FittedTarget::Classification { .. } => f64::from(standardized),
         }
     }

@@ -19,14 +19,25 @@ epochs = 2
 
 /// Writes `pipeline` and `data` (when given) into `dir`, runs `kiln train`, and checks the
 /// exit code, that stderr contains every `expected` piece, and that no run was committed.
-fn fails_cleanly(dir: &Path, pipeline: &str, data: Option<&str>, extra: &[&str], expected: &[&str]) {
+fn fails_cleanly(
+    dir: &Path,
+    pipeline: &str,
+    data: Option<&str>,
+    extra: &[&str],
+    expected: &[&str],
+) {
     let config = dir.join("pipeline.toml");
     fs_err::write(&config, pipeline).unwrap();
     if let Some(data) = data {
         fs_err::write(dir.join("data.csv"), data).unwrap();
     }
     let out_dir = dir.join("runs");
-    let mut args = vec!["train", config.to_str().unwrap(), "--out", out_dir.to_str().unwrap()];
+    let mut args = vec![
+        "train",
+        config.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     let out = kiln(&args);
     let message = stderr(&out);
@@ -36,7 +47,11 @@ fn fails_cleanly(dir: &Path, pipeline: &str, data: Option<&str>, extra: &[&str],
     }
     assert!(message.lines().count() <= 3, "short error: {message}");
     assert!(!message.contains("panicked"), "{message}");
-    assert_eq!(visible_entries(&out_dir), Vec::<String>::new(), "no run directory");
+    assert_eq!(
+        visible_entries(&out_dir),
+        Vec::<String>::new(),
+        "no run directory"
+    );
 }
 
 fn penguins() -> String {
@@ -46,14 +61,26 @@ fn penguins() -> String {
 #[test]
 fn missing_data_file() {
     let dir = scratch();
-    fails_cleanly(dir.path(), PIPELINE, None, &[], &["data.csv", "No such file"]);
+    fails_cleanly(
+        dir.path(),
+        PIPELINE,
+        None,
+        &[],
+        &["data.csv", "No such file"],
+    );
 }
 
 #[test]
 fn target_not_in_data() {
     let dir = scratch();
     let pipeline = PIPELINE.replace("target = \"species\"", "target = \"specie\"");
-    fails_cleanly(dir.path(), &pipeline, Some(&penguins()), &[], &["data.csv", "no column `specie`", "did you mean `species`?"]);
+    fails_cleanly(
+        dir.path(),
+        &pipeline,
+        Some(&penguins()),
+        &[],
+        &["data.csv", "no column `specie`", "did you mean `species`?"],
+    );
 }
 
 #[test]
@@ -61,7 +88,13 @@ fn ragged_row() {
     let dir = scratch();
     let mut lines: Vec<String> = penguins().lines().map(String::from).collect();
     lines[3] = "Adelie,Torgersen,40.3,18".into();
-    fails_cleanly(dir.path(), PIPELINE, Some(&(lines.join("\n") + "\n")), &[], &["data.csv: line 4", "expected 8 fields", "found 4"]);
+    fails_cleanly(
+        dir.path(),
+        PIPELINE,
+        Some(&(lines.join("\n") + "\n")),
+        &[],
+        &["data.csv: line 4", "expected 8 fields", "found 4"],
+    );
 }
 
 #[test]
@@ -77,7 +110,10 @@ fn non_numeric_value_in_numeric_column() {
         PIPELINE,
         Some(&(lines.join("\n") + "\n")),
         &[],
-        &["data.csv: line 20, column `bill_length_mm`: cannot read `abc", "as a number"],
+        &[
+            "data.csv: line 20, column `bill_length_mm`: cannot read `abc",
+            "as a number",
+        ],
     );
 }
 
@@ -90,12 +126,24 @@ fn empty_file() {
 #[test]
 fn unknown_backend() {
     let dir = scratch();
-    fails_cleanly(dir.path(), PIPELINE, Some(&penguins()), &["--backend", "tpu"], &["tpu", "ndarray, flex, wgpu"]);
+    fails_cleanly(
+        dir.path(),
+        PIPELINE,
+        Some(&penguins()),
+        &["--backend", "tpu"],
+        &["tpu", "ndarray, flex, wgpu"],
+    );
 }
 
 #[test]
 fn unknown_key_in_pipeline() {
     let dir = scratch();
     let pipeline = PIPELINE.replace("epochs = 2", "epoch = 2");
-    fails_cleanly(dir.path(), &pipeline, Some(&penguins()), &[], &["pipeline.toml: line 10: unknown key `epoch`; did you mean `epochs`?"]);
+    fails_cleanly(
+        dir.path(),
+        &pipeline,
+        Some(&penguins()),
+        &[],
+        &["pipeline.toml: line 10: unknown key `epoch`; did you mean `epochs`?"],
+    );
 }

@@ -22,20 +22,35 @@ pub(crate) fn stderr(output: &Output) -> String {
 }
 
 pub(crate) fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/penguins").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/penguins")
+        .join(name)
 }
 
 /// A fresh scratch directory, removed on drop.
 pub(crate) fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("kiln-it-").tempdir().expect("temp dir")
+    tempfile::Builder::new()
+        .prefix("kiln-it-")
+        .tempdir()
+        .expect("temp dir")
 }
 
 /// `kiln train --json`; panics with kiln's stderr when it fails.
 pub(crate) fn train(pipeline: &Path, out: &Path, extra: &[&str]) -> (PathBuf, Value) {
-    let mut args = vec!["train", pipeline.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"];
+    let mut args = vec![
+        "train",
+        pipeline.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ];
     args.extend_from_slice(extra);
     let output = kiln(&args);
-    assert!(output.status.success(), "kiln train failed: {}", stderr(&output));
+    assert!(
+        output.status.success(),
+        "kiln train failed: {}",
+        stderr(&output)
+    );
     let json: Value = serde_json::from_slice(&output.stdout).expect("train --json prints JSON");
     let run_dir = PathBuf::from(json["run_dir"].as_str().unwrap());
     (run_dir, json["manifest"].clone())
