@@ -9,7 +9,7 @@ use burn::tensor::backend::AutodiffBackend;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kiln_benches::{BATCH, mlp_784_128_64_10, mnist_like_batch};
 use kiln_core::{BackendKind, BackendVisitor, DeviceInfo};
-use kiln_train::{DeviceTargets, Stepper, TrainSettings};
+use kiln_train::{DeviceTargets, Stepper, Task, TrainSettings};
 
 struct StepBench<'a> {
     c: &'a mut Criterion,
@@ -21,7 +21,10 @@ impl BackendVisitor for StepBench<'_> {
     fn visit<B: AutodiffBackend>(self, device: B::Device, info: DeviceInfo) {
         let (x, y) = mnist_like_batch::<B>(&device);
         let mut model = Some(mlp_784_128_64_10().init::<B>(0, &device));
-        let mut stepper = Stepper::<B>::new(&TrainSettings::default(), &device);
+        let settings = TrainSettings::default();
+        let task = Task::Classification { classes: 10 };
+        let mut stepper =
+            Stepper::<B>::new(&settings, task, &device).expect("cross-entropy fits classification");
         let mut group = self.c.benchmark_group("train/step");
         group.throughput(Throughput::Elements(BATCH as u64));
         group.sample_size(10);
@@ -41,6 +44,7 @@ impl BackendVisitor for StepBench<'_> {
                             model.take().expect("model is put back"),
                             x.clone(),
                             DeviceTargets::Classes(y.clone()),
+                            settings.lr,
                         );
                         model = Some(updated);
                         loss = Some(l);

@@ -5,9 +5,13 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use kiln_core::BackendKind;
-use kiln_pipeline::{AnyPredictor, PipelineConfig, TrainOptions};
+use kiln_pipeline::{AnyPredictor, Observer, PipelineConfig, TrainOptions, ValidPipelineConfig};
 
 /// kiln: one pipeline file from raw data to a trained, evaluated, servable model.
 #[derive(Debug, Parser)]
@@ -21,8 +25,15 @@ struct Cli {
 enum Command {
     /// Run a pipeline: ingest, split, fit transforms, train, evaluate, write a run directory.
     Train {
-        /// The pipeline file.
-        pipeline: PathBuf,
+        /// The pipeline file (optional with --resume: the run's own config is used).
+        #[arg(required_unless_present = "resume")]
+        pipeline: Option<PathBuf>,
+        /// Continue an interrupted run (or any run's checkpoint) bit-exactly.
+        #[arg(long, value_name = "RUN")]
+        resume: Option<PathBuf>,
+        /// Fit the transforms and print the model summary, without training.
+        #[arg(long)]
+        dry_run: bool,
         /// Where to compute.
         #[arg(long, default_value = "ndarray", value_parser = parse_backend)]
         backend: BackendKind,
@@ -32,7 +43,7 @@ enum Command {
         /// Overrides `[pipeline] seed`.
         #[arg(long)]
         seed: Option<u64>,
-        /// Print the manifest as JSON instead of a summary.
+        /// JSON lines on stdout (one per epoch, then the run) instead of a bar and a summary.
         #[arg(long)]
         json: bool,
     },
@@ -74,7 +85,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(if e.is_input_error() { 2 } else { 1 })
+            ExitCode::from(e.exit_code())
         }
     }
 }
@@ -83,11 +94,32 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
     match command {
         Command::Train {
             pipeline,
+            resume,
+            dry_run,
             backend,
             out,
             seed,
             json,
-        } => train(&pipeline, backend, out, seed, json),
+        } => {
+            let mut config = match (&pipeline, &resume) {
+                (Some(path), _) => PipelineConfig::load(path)?,
+                (None, Some(run)) => kiln_pipeline::resume_config(run)?,
+                (None, None) => unreachable!("clap requires the pipeline unless --resume is given"),
+            };
+            if let Some(seed) = seed {
+                config.set_seed(seed);
+            }
+            if dry_run {
+                return print_dry_run(&config, json);
+            }
+            let options = TrainOptions {
+                backend,
+                out_dir: out,
+                resume,
+                stop: Some(sigint_flag()),
+            };
+            train(&config, &options, json)
+        }
         Command::Predict {
             bundle,
             input,
@@ -103,39 +135,125 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
     }
 }
 
+/// A flag the first SIGINT sets (the loop then finishes its step and checkpoints); a second
+/// SIGINT exits at once.
+fn sigint_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = Arc::clone(&flag);
+    // If no handler can be installed, Ctrl-C keeps its default: the process ends at once.
+    let _ = ctrlc::set_handler(move || {
+        if handler_flag.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C means "now": nothing is half-written, outputs are atomic.
+            #[allow(clippy::exit)]
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupt: finishing the current step, writing a checkpoint (Ctrl-C again aborts)"
+        );
+    });
+    flag
+}
+
+fn print_dry_run(config: &ValidPipelineConfig, json: bool) -> kiln_pipeline::Result<()> {
+    let plan = kiln_pipeline::dry_run(config)?;
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string(&plan).expect("dry run serializes")
+        )?;
+        return Ok(());
+    }
+    let m = &plan.model;
+    writeln!(stdout, "model      {} ({:?})", m.kind, plan.task)?;
+    let widths: Vec<usize> = std::iter::once(m.inputs)
+        .chain(m.hidden.iter().copied())
+        .chain([m.outputs])
+        .collect();
+    for (i, pair) in widths.windows(2).enumerate() {
+        let params = pair[0] * pair[1] + pair[1];
+        writeln!(
+            stdout,
+            "  layer {i}  linear {:>5} -> {:<5} {params:>9} parameters",
+            pair[0], pair[1]
+        )?;
+    }
+    writeln!(stdout, "parameters {}", plan.parameters)?;
+    writeln!(stdout, "inputs     {}", plan.features.join(", "))?;
+    let splits: Vec<String> = plan
+        .splits
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    writeln!(stdout, "rows       {}", splits.join(", "))?;
+    Ok(())
+}
+
+/// How training progress is shown.
+enum Display {
+    /// JSON lines on stdout.
+    Json,
+    /// An indicatif bar on the terminal's stderr.
+    Bar(ProgressBar),
+    /// Epoch JSON lines on stderr (logs, CI).
+    Log,
+}
+
 fn train(
-    pipeline: &Path,
-    backend: BackendKind,
-    out_dir: PathBuf,
-    seed: Option<u64>,
+    config: &ValidPipelineConfig,
+    options: &TrainOptions,
     json: bool,
 ) -> kiln_pipeline::Result<()> {
-    let mut config = PipelineConfig::load(pipeline)?;
-    if let Some(seed) = seed {
-        config.set_seed(seed);
-    }
     let epochs = config.raw().train.epochs;
-    let live = std::io::stderr().is_terminal();
-    let summary = kiln_pipeline::train(&config, &TrainOptions { backend, out_dir }, |stats| {
-        if live {
-            let mut line = format!(
-                "\repoch {:>4}/{epochs}  train_loss {:.4}  valid_loss {:.4}",
-                stats.epoch, stats.train_loss, stats.valid_loss
-            );
-            for (name, value) in &stats.valid_metrics {
-                let _ = write!(line, "  valid_{name} {value:.4}");
+    let batch_size = config.raw().train.batch_size as u64;
+    let display = if json {
+        Display::Json
+    } else if std::io::stderr().is_terminal() {
+        let style = ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta} {msg}",
+        )
+        .expect("static template")
+        .progress_chars("=> ");
+        Display::Bar(ProgressBar::new(0).with_style(style))
+    } else {
+        Display::Log
+    };
+    let epoch_line = |stats: &kiln_train::EpochStats| serde_json::json!({ "event": "epoch", "epochs": epochs, "stats": stats });
+    let mut on_epoch = |stats: &kiln_train::EpochStats| match &display {
+        Display::Json => println!("{}", epoch_line(stats)),
+        Display::Log => eprintln!("{}", epoch_line(stats)),
+        Display::Bar(bar) => {
+            let mut message = format!("loss {:.4} valid {:.4}", stats.train_loss, stats.valid_loss);
+            if let Some(accuracy) = stats.valid_metrics.get("accuracy") {
+                let _ = write!(message, " acc {accuracy:.4}");
             }
-            eprint!("{line}   ");
+            bar.set_message(message);
         }
-    })?;
-    if live {
-        eprintln!();
+    };
+    let mut on_step = |p: kiln_train::StepProgress| {
+        if let Display::Bar(bar) = &display {
+            // Positions count rows (the last batch may be short; the bar only estimates).
+            let steps = (epochs * p.steps_per_epoch) as u64;
+            bar.set_length(steps * batch_size);
+            bar.set_position((((p.epoch - 1) * p.steps_per_epoch + p.step) as u64) * batch_size);
+            bar.set_prefix(format!("epoch {}/{epochs}", p.epoch));
+        }
+    };
+    let observer = Observer {
+        on_epoch: Box::new(&mut on_epoch),
+        on_step: Box::new(&mut on_step),
+    };
+    let result = kiln_pipeline::train(config, options, observer);
+    if let Display::Bar(bar) = &display {
+        bar.finish_and_clear();
     }
+    let summary = result?;
     let m = &summary.manifest;
     let mut stdout = std::io::stdout().lock();
     if json {
-        let text = serde_json::json!({ "run_dir": summary.run_dir, "manifest": m });
-        writeln!(stdout, "{text:#}")?;
+        let text = serde_json::json!({ "event": "run", "run_dir": summary.run_dir, "manifest": m });
+        writeln!(stdout, "{text}")?;
         return Ok(());
     }
     let widths: Vec<String> = std::iter::once(m.model.inputs)
@@ -170,9 +288,23 @@ fn train(
         "train     {} epochs, best {}, {:.0} samples/s",
         m.epochs_run, m.best_epoch, m.samples_per_second
     )?;
-    for (split, metrics) in &m.metrics {
-        let line: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-        writeln!(stdout, "{split:<9} {}", line.join("  "))?;
+    let keys: Vec<&String> = m
+        .metrics
+        .values()
+        .next()
+        .map(|f| f.keys().collect())
+        .unwrap_or_default();
+    write!(stdout, "{:<20}", "metric")?;
+    for split in m.metrics.keys() {
+        write!(stdout, " {split:>10}")?;
+    }
+    writeln!(stdout)?;
+    for key in keys {
+        write!(stdout, "  {key:<18}")?;
+        for metrics in m.metrics.values() {
+            write!(stdout, " {:>10.4}", metrics[key])?;
+        }
+        writeln!(stdout)?;
     }
     Ok(())
 }

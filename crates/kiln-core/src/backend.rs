@@ -92,19 +92,16 @@ pub trait BackendVisitor {
 pub fn dispatch<V: BackendVisitor>(kind: BackendKind, visitor: V) -> Result<V::Output> {
     let cpu = |name: &str| DeviceInfo {
         backend: kind,
-        name: format!(
-            "{name} ({} threads)",
-            std::thread::available_parallelism().map_or(1, usize::from)
-        ),
+        name: name.into(),
         device_type: "cpu".into(),
     };
     Ok(match kind {
         BackendKind::Ndarray => visitor.visit::<Autodiff<NdArrayBackend>>(
             burn::backend::ndarray::NdArrayDevice::Cpu,
-            cpu("ndarray cpu"),
+            cpu("cpu"),
         ),
         BackendKind::Flex => {
-            visitor.visit::<Autodiff<FlexBackend>>(burn::backend::flex::FlexDevice, cpu("flex cpu"))
+            visitor.visit::<Autodiff<FlexBackend>>(burn::backend::flex::FlexDevice, cpu("cpu"))
         }
         BackendKind::Wgpu => {
             let info = wgpu_device_info()?;

@@ -21,11 +21,13 @@ pub mod backend;
 mod error;
 pub mod fsx;
 pub mod hash;
+mod host;
 mod matrix;
 pub mod rng;
 
 pub use backend::{BackendKind, BackendVisitor, DeviceInfo, dispatch};
 pub use error::{Error, Result};
+pub use host::HostInfo;
 pub use matrix::Matrix;
 
 /// kiln's version, recorded in every manifest.

@@ -1,29 +1,48 @@
-//! CSV through arrow-csv: every column is read as text first, so typing errors can name the
-//! exact line, column and value (arrow's typed reader reports only a batch-relative position).
+//! CSV through csv-core, into text columns. Parsing by hand (not arrow-csv) lets every error
+//! name the exact file line and column (quoted fields may span lines, comment lines are
+//! skipped), and bounds the memory a single huge field can take.
 
-use std::io::{BufReader, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::io::BufRead;
+use std::path::Path;
 
-use arrow_array::{Array, RecordBatch, StringArray};
-use arrow_csv::ReaderBuilder;
-use arrow_csv::reader::Format;
-use arrow_schema::{ArrowError, DataType, Field, Schema as ArrowSchema};
-use regex::Regex;
+use csv_core::ReadRecordResult;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::raw::TextBuilder;
+use crate::source::{Compression, Format, ReadOptions, open, read_error};
+use crate::{Error, RawTable, Result};
 
-/// How to read a CSV file.
+/// How to read a CSV file. `missing` and `max_field_bytes` apply to every format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CsvOptions {
     /// Field delimiter.
     pub delimiter: u8,
-    /// Whether the first line names the columns.
+    /// Whether the first line names the columns (else they are `column_1`, `column_2` …).
     pub has_header: bool,
-    /// Cell texts read as missing values.
+    /// Cell texts read as missing values (compared exactly, before any trimming).
     pub missing: Vec<String>,
+    /// Quote character; a doubled quote inside quotes is a literal quote.
+    #[serde(default = "default_quote")]
+    pub quote: u8,
+    /// Lines starting with this byte are skipped (none by default).
+    #[serde(default)]
+    pub comment: Option<u8>,
+    /// The longest field (or JSON Lines line) accepted, in bytes; longer ones are an error
+    /// rather than an unbounded allocation.
+    #[serde(default = "default_max_field_bytes")]
+    pub max_field_bytes: usize,
 }
+
+fn default_quote() -> u8 {
+    b'"'
+}
+
+fn default_max_field_bytes() -> usize {
+    DEFAULT_MAX_FIELD_BYTES
+}
+
+/// Default for [`CsvOptions::max_field_bytes`]: 16 MiB, far above any real tabular cell.
+pub const DEFAULT_MAX_FIELD_BYTES: usize = 16 << 20;
 
 impl Default for CsvOptions {
     fn default() -> Self {
@@ -31,141 +50,238 @@ impl Default for CsvOptions {
             delimiter: b',',
             has_header: true,
             missing: ["", "NA", "NaN", "null"].map(String::from).to_vec(),
+            quote: default_quote(),
+            comment: None,
+            max_field_bytes: DEFAULT_MAX_FIELD_BYTES,
         }
     }
 }
 
-impl CsvOptions {
-    fn missing_regex(&self) -> Regex {
-        let alternatives: Vec<String> = self.missing.iter().map(|m| regex::escape(m)).collect();
-        Regex::new(&format!("^(?:{})$", alternatives.join("|")))
-            .expect("escaped literals always form a valid regex")
-    }
-}
-
-/// A CSV file read as text columns (missing cells are nulls), before typing.
-#[derive(Debug, Clone)]
-pub struct RawTable {
-    pub(crate) path: PathBuf,
-    pub(crate) names: Vec<String>,
-    pub(crate) batches: Vec<RecordBatch>,
-    /// Line of the first data row (2 with a header).
-    pub(crate) first_line: usize,
-}
-
-impl RawTable {
-    /// The file this table came from.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Column names in file order.
-    pub fn column_names(&self) -> &[String] {
-        &self.names
-    }
-
-    /// Number of data rows.
-    pub fn n_rows(&self) -> usize {
-        self.batches.iter().map(RecordBatch::num_rows).sum()
-    }
-
-    /// The text cells of column `index`, batch by batch.
-    pub(crate) fn text_column(&self, index: usize) -> impl Iterator<Item = Option<&str>> {
-        self.batches.iter().flat_map(move |batch| {
-            let array = batch
-                .column(index)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .expect("raw tables hold only Utf8 columns");
-            (0..array.len()).map(move |i| (!array.is_null(i)).then(|| array.value(i)))
-        })
-    }
-}
-
-/// Reads a CSV file with every column as text.
+/// Reads a CSV file (gzip-compressed when its name ends in `.gz`) with every column as text.
 ///
 /// # Errors
-/// [`Error::EmptyFile`], [`Error::NoRows`], [`Error::DuplicateColumn`], [`Error::RaggedRow`]
-/// (naming the line), [`Error::Csv`] for other decoding failures, and IO errors naming the path.
+/// [`Error::EmptyFile`], [`Error::NoRows`], [`Error::DuplicateColumn`], [`Error::RaggedRow`],
+/// [`Error::InvalidUtf8`] and [`Error::FieldTooLarge`] (naming the line), [`Error::Gzip`], and
+/// IO errors naming the path.
 pub fn read_csv(path: &Path, options: &CsvOptions) -> Result<RawTable> {
-    let mut file = fs_err::File::open(path)?;
-    if file.metadata()?.len() == 0 {
+    let compression = Format::detect(path).map_or(Compression::None, |(_, c)| c);
+    let options = ReadOptions {
+        format: Some(Format::Csv),
+        compression: Some(compression),
+        csv: options.clone(),
+    };
+    crate::read_table(path, &options)
+}
+
+/// Reads CSV from `input` (already decompressed); `path` names the file in errors.
+fn read_csv_from(
+    path: &Path,
+    input: &mut dyn BufRead,
+    gz: bool,
+    options: &CsvOptions,
+) -> Result<RawTable> {
+    let mut core = csv_core::ReaderBuilder::new()
+        .delimiter(options.delimiter)
+        .quote(options.quote)
+        .comment(options.comment)
+        .build();
+    let mut record = Record::default();
+    let limits = Limits {
+        path,
+        gz,
+        max_field_bytes: options.max_field_bytes,
+    };
+    let Some(first_line) = record.read(&mut core, input, &limits, None)? else {
         return Err(Error::EmptyFile {
             path: path.to_path_buf(),
         });
-    }
-    let csv_error = |source: ArrowError| map_arrow_error(path, source);
-    let format = Format::default()
-        .with_header(options.has_header)
-        .with_delimiter(options.delimiter);
-    let (inferred, _) = format
-        .infer_schema(BufReader::new(&mut file), Some(0))
-        .map_err(csv_error)?;
-    let names: Vec<String> = inferred.fields().iter().map(|f| f.name().clone()).collect();
-    for (i, name) in names.iter().enumerate() {
-        if names[..i].contains(name) {
-            return Err(Error::DuplicateColumn {
-                path: path.to_path_buf(),
-                name: name.clone(),
-            });
-        }
-    }
-    let text_schema = Arc::new(ArrowSchema::new(
-        names
-            .iter()
-            .map(|n| Field::new(n, DataType::Utf8, true))
-            .collect::<Vec<_>>(),
-    ));
-    file.seek(SeekFrom::Start(0))?;
-    let reader = ReaderBuilder::new(text_schema)
-        .with_format(format)
-        .with_null_regex(options.missing_regex())
-        .with_batch_size(64 * 1024)
-        .build(BufReader::new(file))
-        .map_err(csv_error)?;
-    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(csv_error)?;
-    let table = RawTable {
-        path: path.to_path_buf(),
-        names,
-        batches,
-        first_line: if options.has_header { 2 } else { 1 },
     };
-    if table.n_rows() == 0 {
-        return Err(Error::NoRows {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(table)
-}
-
-/// arrow-csv reports ragged rows only as text; recover the line so the error can name it.
-fn map_arrow_error(path: &Path, source: ArrowError) -> Error {
-    if let ArrowError::CsvError(message) = &source {
-        let ragged =
-            Regex::new(r"incorrect number of fields for line (\d+), expected (\d+) got (.+)$")
-                .expect("static regex");
-        if let Some(caps) = ragged.captures(message)
-            && let (Ok(line), Ok(expected)) = (caps[1].parse(), caps[2].parse())
-        {
-            return Error::RaggedRow {
+    let width = record.len();
+    let names = if options.has_header {
+        (0..width)
+            .map(|i| {
+                record
+                    .field(i)
+                    .map(str::to_owned)
+                    .ok_or_else(|| Error::InvalidUtf8 {
+                        path: path.to_path_buf(),
+                        line: first_line,
+                        column: format!("#{}", i + 1),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        (1..=width).map(|i| format!("column_{i}")).collect()
+    };
+    let mut table = TextBuilder::new(path, names.clone(), &options.missing)?;
+    let mut pending = (!options.has_header).then_some(first_line);
+    loop {
+        let line = match pending.take() {
+            Some(line) => line,
+            None => match record.read(&mut core, input, &limits, Some(&names))? {
+                Some(line) => line,
+                None => break,
+            },
+        };
+        if record.len() != width {
+            return Err(Error::RaggedRow {
                 path: path.to_path_buf(),
                 line,
-                expected,
-                found: caps[3].to_owned(),
-            };
+                expected: width,
+                found: record.len(),
+            });
+        }
+        for (i, name) in names.iter().enumerate() {
+            let text = record.field(i).ok_or_else(|| Error::InvalidUtf8 {
+                path: path.to_path_buf(),
+                line,
+                column: name.clone(),
+            })?;
+            table.set(i, Some(text));
+        }
+        table.end_row(line)?;
+    }
+    table.finish()
+}
+
+struct Limits<'a> {
+    path: &'a Path,
+    gz: bool,
+    max_field_bytes: usize,
+}
+
+/// One record's unescaped bytes and the end of each field in them.
+#[derive(Default)]
+struct Record {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    n_bytes: usize,
+    n_ends: usize,
+}
+
+impl Record {
+    fn len(&self) -> usize {
+        self.n_ends
+    }
+
+    /// Field `i` as text; `None` when it is not UTF-8.
+    fn field(&self, i: usize) -> Option<&str> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        std::str::from_utf8(&self.bytes[start..self.ends[i]]).ok()
+    }
+
+    /// Reads the next record and returns the file line it starts on, or `None` at the end.
+    /// The header's `names` bound how many fields a record may grow to, and name columns in
+    /// errors.
+    fn read(
+        &mut self,
+        core: &mut csv_core::Reader,
+        input: &mut dyn BufRead,
+        limits: &Limits<'_>,
+        names: Option<&[String]>,
+    ) -> Result<Option<usize>> {
+        let width = names.map(<[String]>::len);
+        self.n_bytes = 0;
+        self.n_ends = 0;
+        if self.bytes.is_empty() {
+            self.bytes.resize(4096, 0);
+            self.ends.resize(64, 0);
+        }
+        loop {
+            let buf = input
+                .fill_buf()
+                .map_err(|e| read_error(limits.path, limits.gz, e))?;
+            let (result, n_in, n_out, n_end) = core.read_record(
+                buf,
+                &mut self.bytes[self.n_bytes..],
+                &mut self.ends[self.n_ends..],
+            );
+            let ended_with_newline = n_in > 0 && buf[n_in - 1] == b'\n';
+            input.consume(n_in);
+            self.n_bytes += n_out;
+            self.n_ends += n_end;
+            match result {
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull => {
+                    let field_start = self.n_ends.checked_sub(1).map_or(0, |i| self.ends[i]);
+                    if self.n_bytes - field_start >= limits.max_field_bytes {
+                        return Err(Error::FieldTooLarge {
+                            path: limits.path.to_path_buf(),
+                            line: self.start_line(core, false),
+                            column: column_name(names, self.n_ends),
+                            limit: limits.max_field_bytes,
+                        });
+                    }
+                    let grown = (self.bytes.len() * 2).min(self.n_bytes + limits.max_field_bytes);
+                    self.bytes.resize(grown.max(self.bytes.len() + 1), 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    let max_fields = width.map_or(1 << 20, |w| w + 1);
+                    if self.n_ends > max_fields {
+                        return Err(Error::RaggedRow {
+                            path: limits.path.to_path_buf(),
+                            line: self.start_line(core, false),
+                            expected: width.unwrap_or(max_fields),
+                            found: self.n_ends,
+                        });
+                    }
+                    self.ends.resize(self.ends.len() * 2, 0);
+                }
+                ReadRecordResult::Record => {
+                    let line = self.start_line(core, ended_with_newline);
+                    let mut start = 0;
+                    for (i, &end) in self.ends[..self.n_ends].iter().enumerate() {
+                        if end - start > limits.max_field_bytes {
+                            return Err(Error::FieldTooLarge {
+                                path: limits.path.to_path_buf(),
+                                line,
+                                column: column_name(names, i),
+                                limit: limits.max_field_bytes,
+                            });
+                        }
+                        start = end;
+                    }
+                    return Ok(Some(line));
+                }
+                ReadRecordResult::End => return Ok(None),
+            }
         }
     }
-    Error::Csv {
-        path: path.to_path_buf(),
-        source,
+
+    /// The line the record starts on: the reader's line, less the newline that ended the record
+    /// and the newlines quoted inside it.
+    fn start_line(&self, core: &csv_core::Reader, ended_with_newline: bool) -> usize {
+        let inner = self.bytes[..self.n_bytes].split(|&b| b == b'\n').count() - 1;
+        let line = usize::try_from(core.line()).unwrap_or(usize::MAX);
+        line.saturating_sub(inner + usize::from(ended_with_newline))
+            .max(1)
     }
+}
+
+/// Column `index`'s name, or `#n` (1-based) before the header is known.
+fn column_name(names: Option<&[String]>, index: usize) -> String {
+    names
+        .and_then(|n| n.get(index))
+        .cloned()
+        .unwrap_or_else(|| format!("#{}", index + 1))
+}
+
+/// Opens `path` as CSV per `options` (used by [`crate::read_table`]).
+pub(crate) fn read(
+    path: &Path,
+    compression: Compression,
+    options: &CsvOptions,
+) -> Result<RawTable> {
+    let mut input = open(path, compression)?;
+    read_csv_from(path, &mut input, compression == Compression::Gzip, options)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
-    pub(crate) fn write_temp(name: &str, text: &str) -> PathBuf {
+    pub(crate) fn write_temp(name: &str, text: &[u8]) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("kiln-data-{}", std::process::id()));
         fs_err::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
@@ -175,7 +291,7 @@ mod tests {
 
     #[test]
     fn reads_text_columns_with_missing_tokens() {
-        let path = write_temp("ok.csv", "a,b\n1,x\nNA,\n3,null\n");
+        let path = write_temp("ok.csv", b"a,b\n1,x\nNA,\n3,null\n");
         let raw = read_csv(&path, &CsvOptions::default()).unwrap();
         assert_eq!(raw.column_names(), ["a", "b"]);
         assert_eq!(raw.n_rows(), 3);
@@ -186,8 +302,38 @@ mod tests {
     }
 
     #[test]
+    fn lines_count_comments_quoted_newlines_and_blank_lines() {
+        let options = CsvOptions {
+            comment: Some(b'#'),
+            delimiter: b';',
+            ..CsvOptions::default()
+        };
+        let text = b"# a comment\na;b\n1;\"two\nlines\"\n\n# another\n3;\"x;y\"\r\n4;5";
+        let path = write_temp("lines.csv", text);
+        let raw = read_csv(&path, &options).unwrap();
+        assert_eq!(raw.column_names(), ["a", "b"]);
+        let b: Vec<_> = raw.text_column(1).collect();
+        assert_eq!(b, [Some("two\nlines"), Some("x;y"), Some("5")]);
+        let lines: Vec<_> = (0..3).map(|r| raw.location(r).number()).collect();
+        assert_eq!(lines, [3, 7, 8]);
+    }
+
+    #[test]
+    fn headerless_files_get_numbered_columns() {
+        let path = write_temp("nohead.csv", b"1,2\n3,4\n");
+        let options = CsvOptions {
+            has_header: false,
+            ..CsvOptions::default()
+        };
+        let raw = read_csv(&path, &options).unwrap();
+        assert_eq!(raw.column_names(), ["column_1", "column_2"]);
+        assert_eq!(raw.n_rows(), 2);
+        assert_eq!(raw.location(0).number(), 1);
+    }
+
+    #[test]
     fn ragged_row_names_its_line() {
-        let path = write_temp("ragged.csv", "a,b\n1,2\n3\n");
+        let path = write_temp("ragged.csv", b"a,b\n1,2\n3\n");
         let err = read_csv(&path, &CsvOptions::default()).unwrap_err();
         assert!(
             matches!(
@@ -195,6 +341,7 @@ mod tests {
                 Error::RaggedRow {
                     line: 3,
                     expected: 2,
+                    found: 1,
                     ..
                 }
             ),
@@ -205,12 +352,12 @@ mod tests {
 
     #[test]
     fn empty_and_header_only_files_are_errors() {
-        let empty = write_temp("empty.csv", "");
+        let empty = write_temp("empty.csv", b"");
         assert!(matches!(
             read_csv(&empty, &CsvOptions::default()),
             Err(Error::EmptyFile { .. })
         ));
-        let header = write_temp("header.csv", "a,b\n");
+        let header = write_temp("header.csv", b"a,b\n");
         assert!(matches!(
             read_csv(&header, &CsvOptions::default()),
             Err(Error::NoRows { .. })
@@ -219,8 +366,24 @@ mod tests {
 
     #[test]
     fn duplicate_header_is_an_error() {
-        let path = write_temp("dup.csv", "a,a\n1,2\n");
+        let path = write_temp("dup.csv", b"a,a\n1,2\n");
         let err = read_csv(&path, &CsvOptions::default()).unwrap_err();
         assert!(matches!(err, Error::DuplicateColumn { ref name, .. } if name == "a"));
+    }
+
+    #[test]
+    fn long_field_is_refused() {
+        let options = CsvOptions {
+            max_field_bytes: 100,
+            ..CsvOptions::default()
+        };
+        let mut text = b"a,b\n1,2\n3,".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 1000));
+        let path = write_temp("long.csv", &text);
+        let err = read_csv(&path, &options).unwrap_err();
+        assert!(
+            matches!(err, Error::FieldTooLarge { line: 3, limit: 100, ref column, .. } if column == "b"),
+            "{err}"
+        );
     }
 }

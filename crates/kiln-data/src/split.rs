@@ -1,10 +1,12 @@
-//! Seeded train / valid / test splits.
+//! Seeded train / valid / test splits: random, stratified, group and time-ordered, and
+//! k-fold (plain and stratified) for cross-validation.
 //!
 //! Row indices in each split are sorted, so a split is identified by its set of rows (its
 //! hash goes into the manifest); training shuffles separately with its own seed.
 
 use std::collections::BTreeMap;
 
+use kiln_core::hash::hash_indices;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
@@ -55,7 +57,8 @@ impl Split {
     }
 
     /// Splits each class (`labels[i]` is the class of `rows[i]`) by `fractions`, so every split
-    /// keeps the class proportions.
+    /// keeps the class proportions: each class's count in a split is within one row of its exact
+    /// share.
     ///
     /// # Panics
     /// When `rows` and `labels` differ in length (a caller bug).
@@ -66,29 +69,89 @@ impl Split {
         rng: &mut impl rand::Rng,
     ) -> Self {
         assert_eq!(rows.len(), labels.len(), "one label per row");
-        let mut by_class: BTreeMap<&L, Vec<usize>> = BTreeMap::new();
-        for (&row, label) in rows.iter().zip(labels) {
-            by_class.entry(label).or_default().push(row);
-        }
         let mut split = Split::default();
-        for (_, class_rows) in by_class {
+        for class_rows in group_rows(rows, labels).into_values() {
             split.extend_from(class_rows, fractions, rng);
         }
         split.sort();
         split
     }
 
+    /// Keeps each group (`groups[i]` is the group of `rows[i]`, e.g. a patient or user id) whole:
+    /// no group has rows in two splits. Groups are shuffled, then laid end to end and cut by
+    /// `fractions` of the rows, each group going where its middle row falls, so split sizes are
+    /// within half the largest group of their targets.
+    ///
+    /// # Panics
+    /// When `rows` and `groups` differ in length (a caller bug).
+    pub fn group<G: Ord>(
+        rows: &[usize],
+        groups: &[G],
+        fractions: SplitFractions,
+        rng: &mut impl rand::Rng,
+    ) -> Self {
+        assert_eq!(rows.len(), groups.len(), "one group per row");
+        let mut members: Vec<Vec<usize>> = group_rows(rows, groups).into_values().collect();
+        members.shuffle(rng);
+        let n_test = share(rows.len(), fractions.test);
+        let n_valid = share(rows.len(), fractions.valid);
+        let mut split = Split::default();
+        let mut start = 0;
+        for group in members {
+            // Twice the midpoint, to stay in integers.
+            let middle2 = 2 * start + group.len();
+            start += group.len();
+            let target = if middle2 < 2 * n_test {
+                &mut split.test
+            } else if middle2 < 2 * (n_test + n_valid) {
+                &mut split.valid
+            } else {
+                &mut split.train
+            };
+            target.extend(group);
+        }
+        split.sort();
+        split
+    }
+
+    /// Orders rows by `times[i]` (the time of `rows[i]`; ties by row index) and cuts them so
+    /// training holds the earliest rows, test the latest and validation those between: no row
+    /// of a later split is earlier than a row of an earlier one. Needs no randomness.
+    ///
+    /// # Panics
+    /// When `rows` and `times` differ in length (a caller bug).
+    pub fn time_ordered<T: Ord>(rows: &[usize], times: &[T], fractions: SplitFractions) -> Self {
+        assert_eq!(rows.len(), times.len(), "one time per row");
+        let mut order: Vec<(&T, usize)> = times.iter().zip(rows.iter().copied()).collect();
+        order.sort();
+        let n_test = share(order.len(), fractions.test);
+        let n_valid = share(order.len(), fractions.valid).min(order.len() - n_test);
+        let n_train = order.len() - n_test - n_valid;
+        let mut split = Split {
+            train: order[..n_train].iter().map(|&(_, r)| r).collect(),
+            valid: order[n_train..n_train + n_valid]
+                .iter()
+                .map(|&(_, r)| r)
+                .collect(),
+            test: order[n_train + n_valid..].iter().map(|&(_, r)| r).collect(),
+        };
+        split.sort();
+        split
+    }
+
+    /// The blake3 hash of each split's row indices, for the manifest.
+    pub fn hashes(&self) -> SplitHashes {
+        SplitHashes {
+            train: hash_indices(&self.train),
+            valid: hash_indices(&self.valid),
+            test: hash_indices(&self.test),
+        }
+    }
+
     fn extend_from(&mut self, mut rows: Vec<usize>, f: SplitFractions, rng: &mut impl rand::Rng) {
         rows.shuffle(rng);
-        #[allow(
-            clippy::cast_precision_loss,
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss
-        )]
-        // Row counts are far below 2^52, so the round trip through f64 is exact.
-        let take = |fraction: f64| (rows.len() as f64 * fraction).round() as usize;
-        let n_test = take(f.test);
-        let n_valid = take(f.valid).min(rows.len() - n_test);
+        let n_test = share(rows.len(), f.test);
+        let n_valid = share(rows.len(), f.valid).min(rows.len() - n_test);
         self.test.extend_from_slice(&rows[..n_test]);
         self.valid
             .extend_from_slice(&rows[n_test..n_test + n_valid]);
@@ -100,6 +163,120 @@ impl Split {
         self.valid.sort_unstable();
         self.test.sort_unstable();
     }
+}
+
+/// Hex blake3 hashes of a split's row indices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitHashes {
+    /// Hash of the training rows.
+    pub train: String,
+    /// Hash of the validation rows.
+    pub valid: String,
+    /// Hash of the test rows.
+    pub test: String,
+}
+
+/// One fold of a k-fold cross-validation: train on `train`, score on `valid`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Fold {
+    /// Rows of the other folds, sorted.
+    pub train: Vec<usize>,
+    /// This fold's rows, sorted.
+    pub valid: Vec<usize>,
+}
+
+impl Fold {
+    /// The blake3 hashes of the fold's rows (train, then valid).
+    pub fn hashes(&self) -> (String, String) {
+        (hash_indices(&self.train), hash_indices(&self.valid))
+    }
+}
+
+/// Shuffles `rows` and deals them into `k` folds whose sizes differ by at most one.
+///
+/// # Errors
+/// [`Error::BadFolds`] unless `2 <= k <= rows.len()`.
+pub fn k_fold(rows: &[usize], k: usize, rng: &mut impl rand::Rng) -> Result<Vec<Fold>> {
+    check_folds(k, rows.len())?;
+    let mut shuffled = rows.to_vec();
+    shuffled.shuffle(rng);
+    Ok(folds_from_assignment(k, shuffled.into_iter().enumerate()))
+}
+
+/// Like [`k_fold`], but deals each class (`labels[i]` is the class of `rows[i]`) across the
+/// folds in turn, continuing where the previous class stopped: each class's count in a fold is
+/// within one row of its exact share, and fold sizes differ by at most one.
+///
+/// # Errors
+/// [`Error::BadFolds`] unless `2 <= k <= rows.len()`.
+///
+/// # Panics
+/// When `rows` and `labels` differ in length (a caller bug).
+pub fn stratified_k_fold<L: Ord>(
+    rows: &[usize],
+    labels: &[L],
+    k: usize,
+    rng: &mut impl rand::Rng,
+) -> Result<Vec<Fold>> {
+    assert_eq!(rows.len(), labels.len(), "one label per row");
+    check_folds(k, rows.len())?;
+    let mut dealt = Vec::with_capacity(rows.len());
+    for mut class_rows in group_rows(rows, labels).into_values() {
+        class_rows.shuffle(rng);
+        dealt.extend(class_rows);
+    }
+    Ok(folds_from_assignment(k, dealt.into_iter().enumerate()))
+}
+
+fn check_folds(k: usize, n_rows: usize) -> Result<()> {
+    if k >= 2 && k <= n_rows {
+        Ok(())
+    } else {
+        Err(Error::BadFolds { k, rows: n_rows })
+    }
+}
+
+/// Row number `i` of the deal goes to fold `i % k`.
+fn folds_from_assignment(k: usize, dealt: impl Iterator<Item = (usize, usize)>) -> Vec<Fold> {
+    let mut members = vec![Vec::new(); k];
+    for (i, row) in dealt {
+        members[i % k].push(row);
+    }
+    (0..k)
+        .map(|fold| {
+            let mut valid = members[fold].clone();
+            let mut train: Vec<usize> = members
+                .iter()
+                .enumerate()
+                .filter(|&(other, _)| other != fold)
+                .flat_map(|(_, rows)| rows.iter().copied())
+                .collect();
+            valid.sort_unstable();
+            train.sort_unstable();
+            Fold { train, valid }
+        })
+        .collect()
+}
+
+/// Rows by key, keys in order (so the result does not depend on hashing).
+fn group_rows<'a, K: Ord>(rows: &[usize], keys: &'a [K]) -> BTreeMap<&'a K, Vec<usize>> {
+    let mut by_key: BTreeMap<&K, Vec<usize>> = BTreeMap::new();
+    for (&row, key) in rows.iter().zip(keys) {
+        by_key.entry(key).or_default().push(row);
+    }
+    by_key
+}
+
+/// `fraction` of `n` rows, rounded.
+fn share(n: usize, fraction: f64) -> usize {
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    // Row counts are far below 2^52 and fractions are in [0, 1), so the round trip is exact.
+    let rows = (n as f64 * fraction).round() as usize;
+    rows.min(n)
 }
 
 #[cfg(test)]

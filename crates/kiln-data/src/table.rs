@@ -3,11 +3,14 @@ use std::sync::Arc;
 
 use arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray,
-    builder::{BooleanBuilder, Float64Builder, StringBuilder},
+    TimestampMicrosecondArray,
+    builder::{BooleanBuilder, Float64Builder, StringBuilder, TimestampMicrosecondBuilder},
 };
-use arrow_schema::{DataType, Field, Schema as ArrowSchema};
+use arrow_schema::{DataType, Field, Schema as ArrowSchema, TimeUnit};
 
-use crate::{ColumnType, Error, RawTable, Result, Schema};
+use crate::datetime::{format_datetime, parse_datetime};
+use crate::raw::locate;
+use crate::{ColumnType, Error, RawTable, Result, RowLocation, Schema};
 
 /// A typed table: one Arrow column per schema column.
 #[derive(Debug, Clone)]
@@ -15,7 +18,7 @@ pub struct Table {
     path: PathBuf,
     schema: Schema,
     batch: RecordBatch,
-    first_line: usize,
+    lines: Option<Vec<usize>>,
 }
 
 /// A typed view of one column.
@@ -27,6 +30,10 @@ pub enum ColumnRef<'a> {
     Categorical(&'a StringArray),
     /// A boolean column.
     Boolean(&'a BooleanArray),
+    /// A free-text column.
+    Text(&'a StringArray),
+    /// A datetime column: microseconds since 1970-01-01T00:00:00Z.
+    Datetime(&'a TimestampMicrosecondArray),
 }
 
 impl ColumnRef<'_> {
@@ -34,8 +41,11 @@ impl ColumnRef<'_> {
     pub fn text(&self, row: usize) -> Option<String> {
         match self {
             ColumnRef::Numeric(a) => (!a.is_null(row)).then(|| a.value(row).to_string()),
-            ColumnRef::Categorical(a) => (!a.is_null(row)).then(|| a.value(row).to_owned()),
+            ColumnRef::Categorical(a) | ColumnRef::Text(a) => {
+                (!a.is_null(row)).then(|| a.value(row).to_owned())
+            }
             ColumnRef::Boolean(a) => (!a.is_null(row)).then(|| a.value(row).to_string()),
+            ColumnRef::Datetime(a) => (!a.is_null(row)).then(|| format_datetime(a.value(row))),
         }
     }
 
@@ -43,8 +53,9 @@ impl ColumnRef<'_> {
     pub fn is_null(&self, row: usize) -> bool {
         match self {
             ColumnRef::Numeric(a) => a.is_null(row),
-            ColumnRef::Categorical(a) => a.is_null(row),
+            ColumnRef::Categorical(a) | ColumnRef::Text(a) => a.is_null(row),
             ColumnRef::Boolean(a) => a.is_null(row),
+            ColumnRef::Datetime(a) => a.is_null(row),
         }
     }
 }
@@ -70,9 +81,15 @@ impl Table {
         &self.batch
     }
 
-    /// The 1-based file line of data row `row` (0-based).
+    /// The 1-based file line of data row `row` (0-based); for row-indexed formats (Parquet)
+    /// the row index itself. [`Table::location`] says which.
     pub fn line_of(&self, row: usize) -> usize {
-        self.first_line + row
+        self.location(row).number()
+    }
+
+    /// Where data row `row` (0-based) is in the file.
+    pub fn location(&self, row: usize) -> RowLocation {
+        locate(self.lines.as_deref(), row)
     }
 
     /// The column called `name`.
@@ -88,6 +105,10 @@ impl Table {
                 ColumnRef::Categorical(array.downcast_ref().expect("typed column"))
             }
             ColumnType::Boolean => ColumnRef::Boolean(array.downcast_ref().expect("typed column")),
+            ColumnType::Text => ColumnRef::Text(array.downcast_ref().expect("typed column")),
+            ColumnType::Datetime => {
+                ColumnRef::Datetime(array.downcast_ref().expect("typed column"))
+            }
         })
     }
 
@@ -120,9 +141,9 @@ impl RawTable {
             };
             let bad_value = |row: usize, value: &str| Error::BadValue {
                 path: self.path.clone(),
-                line: self.first_line + row,
+                row: self.location(row),
                 column: column.name.clone(),
-                value: value.to_owned(),
+                value: value.chars().take(100).collect(),
                 expected: column.column_type.expected(),
             };
             let cells = self.text_column(index);
@@ -141,12 +162,27 @@ impl RawTable {
                     }
                     (Arc::new(b.finish()), DataType::Float64)
                 }
-                ColumnType::Categorical => {
+                ColumnType::Categorical | ColumnType::Text => {
                     let mut b = StringBuilder::new();
                     for cell in cells {
                         b.append_option(cell);
                     }
                     (Arc::new(b.finish()), DataType::Utf8)
+                }
+                ColumnType::Datetime => {
+                    let mut b = TimestampMicrosecondBuilder::with_capacity(self.n_rows());
+                    for (row, cell) in cells.enumerate() {
+                        match cell {
+                            None => b.append_null(),
+                            Some(text) => b.append_value(
+                                parse_datetime(text).ok_or_else(|| bad_value(row, text))?,
+                            ),
+                        }
+                    }
+                    (
+                        Arc::new(b.finish()),
+                        DataType::Timestamp(TimeUnit::Microsecond, None),
+                    )
                 }
                 ColumnType::Boolean => {
                     let mut b = BooleanBuilder::with_capacity(self.n_rows());
@@ -173,7 +209,7 @@ impl RawTable {
         }
         let batch =
             RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays).map_err(|source| {
-                Error::Csv {
+                Error::Arrow {
                     path: self.path.clone(),
                     source,
                 }
@@ -182,7 +218,7 @@ impl RawTable {
             path: self.path.clone(),
             schema: Schema { columns: present },
             batch,
-            first_line: self.first_line,
+            lines: self.lines.clone(),
         })
     }
 }
@@ -250,14 +286,8 @@ mod tests {
         let raw = raw("opt.csv", "x\n1\n");
         let schema = Schema {
             columns: vec![
-                crate::ColumnSchema {
-                    name: "x".into(),
-                    column_type: ColumnType::Numeric,
-                },
-                crate::ColumnSchema {
-                    name: "target".into(),
-                    column_type: ColumnType::Categorical,
-                },
+                crate::ColumnSchema::new("x", ColumnType::Numeric),
+                crate::ColumnSchema::new("target", ColumnType::Categorical),
             ],
         };
         let table = raw.conform(&schema, &["target"]).unwrap();

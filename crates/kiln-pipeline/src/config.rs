@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_data::{ColumnType, CsvOptions, SplitFractions};
 use kiln_models::ModelKind;
+use kiln_train::{GradClip, LossKind, Monitor, OptimizerKind, Schedule, TrainSettings};
 use kiln_transform::{FeatureConfig, TargetKind};
 use serde::{Deserialize, Serialize};
 
@@ -145,18 +146,15 @@ impl Default for ModelSection {
 /// Optimizers kiln can train with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum OptimizerKind {
-    /// Adam (with optional L2 weight decay).
+pub enum OptimizerName {
+    /// SGD, with `momentum` and `nesterov`.
+    Sgd,
+    /// Adam (weight decay as an L2 penalty).
     #[default]
     Adam,
-}
-
-/// `[train.early_stopping]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EarlyStopping {
-    /// Epochs without a better validation loss before stopping.
-    pub patience: usize,
+    /// AdamW (decoupled weight decay).
+    #[serde(rename = "adamw")]
+    AdamW,
 }
 
 /// `[train]`.
@@ -164,29 +162,198 @@ pub struct EarlyStopping {
 #[serde(deny_unknown_fields, default)]
 pub struct TrainSection {
     /// The optimizer.
-    pub optimizer: OptimizerKind,
+    pub optimizer: OptimizerName,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// SGD Nesterov momentum.
+    pub nesterov: bool,
     /// Learning rate.
     pub lr: f64,
     /// Maximum epochs.
     pub epochs: usize,
-    /// Rows per step.
+    /// Rows per batch.
     pub batch_size: usize,
-    /// L2 penalty.
+    /// Weight decay.
     pub weight_decay: f64,
-    /// Stop when validation loss stalls.
-    pub early_stopping: Option<EarlyStopping>,
+    /// `{ norm = x }` or `{ value = x }`.
+    pub grad_clip: Option<GradClip>,
+    /// Batches per optimizer step.
+    pub grad_accumulation: usize,
+    /// Learning-rate schedule, e.g. `{ kind = "cosine", warmup_epochs = 2 }`.
+    pub schedule: Schedule,
+    /// `cross_entropy`, `mse`, `mae` or `huber`; the task's default when absent.
+    pub loss: Option<LossKind>,
+    /// Cross-entropy label smoothing.
+    pub label_smoothing: f64,
+    /// Cross-entropy weight per class, in class order.
+    pub class_weights: Option<Vec<f32>>,
+    /// Huber's delta, in standardized target units.
+    pub huber_delta: f64,
+    /// Model selection and early stopping: `{ metric = "valid_loss", mode = "min", patience = 10 }`.
+    pub early_stopping: Monitor,
+    /// Checkpoint every this many epochs (and at the end).
+    pub checkpoint_every: usize,
 }
 
 impl Default for TrainSection {
     fn default() -> Self {
+        let t = TrainSettings::default();
         Self {
-            optimizer: OptimizerKind::Adam,
-            lr: 1e-3,
-            epochs: 100,
-            batch_size: 64,
-            weight_decay: 0.0,
-            early_stopping: None,
+            optimizer: OptimizerName::Adam,
+            momentum: 0.0,
+            nesterov: false,
+            lr: t.lr,
+            epochs: t.epochs,
+            batch_size: t.batch_size,
+            weight_decay: t.weight_decay,
+            grad_clip: t.grad_clip,
+            grad_accumulation: t.grad_accumulation,
+            schedule: t.schedule,
+            loss: t.loss,
+            label_smoothing: t.label_smoothing,
+            class_weights: t.class_weights,
+            huber_delta: t.huber_delta,
+            early_stopping: t.monitor,
+            checkpoint_every: t.checkpoint_every,
         }
+    }
+}
+
+impl TrainSection {
+    /// The loop settings, with the pipeline's seed.
+    pub fn settings(&self, seed: u64) -> TrainSettings {
+        TrainSettings {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            optimizer: match self.optimizer {
+                OptimizerName::Sgd => OptimizerKind::Sgd {
+                    momentum: self.momentum,
+                    nesterov: self.nesterov,
+                },
+                OptimizerName::Adam => OptimizerKind::Adam,
+                OptimizerName::AdamW => OptimizerKind::AdamW,
+            },
+            weight_decay: self.weight_decay,
+            grad_clip: self.grad_clip,
+            grad_accumulation: self.grad_accumulation,
+            schedule: self.schedule,
+            loss: self.loss,
+            label_smoothing: self.label_smoothing,
+            class_weights: self.class_weights.clone(),
+            huber_delta: self.huber_delta,
+            monitor: self.early_stopping.clone(),
+            checkpoint_every: self.checkpoint_every,
+            seed,
+        }
+    }
+
+    /// Checks every training rule.
+    fn check(
+        &self,
+        invalid: &dyn Fn(&'static str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        let rules: [(bool, &'static str, String); 13] = [
+            (
+                positive(self.lr),
+                "train.lr",
+                format!("must be a positive number, got {}", self.lr),
+            ),
+            (
+                self.epochs >= 1,
+                "train.epochs",
+                "must be at least 1".into(),
+            ),
+            (
+                self.batch_size >= 1,
+                "train.batch_size",
+                "must be at least 1".into(),
+            ),
+            (
+                self.weight_decay.is_finite() && self.weight_decay >= 0.0,
+                "train.weight_decay",
+                "must be zero or positive".into(),
+            ),
+            (
+                (0.0..1.0).contains(&self.momentum),
+                "train.momentum",
+                format!("must be in [0, 1), got {}", self.momentum),
+            ),
+            (
+                !self.nesterov || self.momentum > 0.0,
+                "train.nesterov",
+                "needs momentum > 0".into(),
+            ),
+            (
+                self.optimizer == OptimizerName::Sgd || (self.momentum == 0.0 && !self.nesterov),
+                "train.momentum",
+                "applies to the sgd optimizer only".into(),
+            ),
+            (
+                self.grad_accumulation >= 1,
+                "train.grad_accumulation",
+                "must be at least 1".into(),
+            ),
+            (
+                (0.0..1.0).contains(&self.label_smoothing),
+                "train.label_smoothing",
+                "must be in [0, 1)".into(),
+            ),
+            (
+                positive(self.huber_delta),
+                "train.huber_delta",
+                "must be positive".into(),
+            ),
+            (
+                self.checkpoint_every >= 1,
+                "train.checkpoint_every",
+                "must be at least 1".into(),
+            ),
+            (
+                self.early_stopping.patience != Some(0),
+                "train.early_stopping.patience",
+                "must be at least 1".into(),
+            ),
+            (
+                self.class_weights
+                    .as_ref()
+                    .is_none_or(|w| w.iter().all(|&v| v.is_finite() && v > 0.0)),
+                "train.class_weights",
+                "must all be positive".into(),
+            ),
+        ];
+        if let Some((_, key, reason)) = rules.into_iter().find(|(ok, _, _)| !ok) {
+            return Err(invalid(key, reason));
+        }
+        if let Some(GradClip::Norm(v) | GradClip::Value(v)) = self.grad_clip
+            && !positive(v)
+        {
+            return Err(invalid(
+                "train.grad_clip",
+                format!("must be positive, got {v}"),
+            ));
+        }
+        let schedule_ok = match self.schedule {
+            Schedule::Constant => true,
+            Schedule::Step { every, gamma } => every >= 1 && positive(gamma),
+            Schedule::Exponential { gamma } => positive(gamma),
+            Schedule::Cosine {
+                warmup_epochs,
+                min_lr,
+            } => warmup_epochs < self.epochs && min_lr >= 0.0 && min_lr < self.lr,
+            Schedule::Plateau { factor, patience } => factor > 0.0 && factor < 1.0 && patience >= 1,
+        };
+        if !schedule_ok {
+            return Err(invalid(
+                "train.schedule",
+                format!(
+                    "{:?} is out of range (step: every >= 1, gamma > 0; cosine: warmup < epochs, 0 <= min_lr < lr; plateau: 0 < factor < 1, patience >= 1)",
+                    self.schedule
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -291,30 +458,7 @@ impl PipelineConfig {
         if self.data.infer_rows == 0 {
             return Err(invalid("data.infer_rows", "must be at least 1".into()));
         }
-        if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
-            return Err(invalid(
-                "train.lr",
-                format!("must be a positive number, got {}", self.train.lr),
-            ));
-        }
-        if self.train.epochs == 0 {
-            return Err(invalid("train.epochs", "must be at least 1".into()));
-        }
-        if self.train.batch_size == 0 {
-            return Err(invalid("train.batch_size", "must be at least 1".into()));
-        }
-        if !(self.train.weight_decay.is_finite() && self.train.weight_decay >= 0.0) {
-            return Err(invalid(
-                "train.weight_decay",
-                "must be zero or positive".into(),
-            ));
-        }
-        if self.train.early_stopping.is_some_and(|e| e.patience == 0) {
-            return Err(invalid(
-                "train.early_stopping.patience",
-                "must be at least 1".into(),
-            ));
-        }
+        self.train.check(&invalid)?;
         if self.data.drop.contains(&self.data.target) {
             return Err(invalid(
                 "data.drop",
@@ -334,8 +478,8 @@ impl PipelineConfig {
         let source = base.join(&self.data.source);
         let csv = CsvOptions {
             delimiter,
-            has_header: true,
             missing: self.data.missing.clone(),
+            ..CsvOptions::default()
         };
         Ok(ValidPipelineConfig {
             raw: self,
@@ -364,6 +508,33 @@ mod tests {
         assert_eq!(c.source(), Path::new("dir/d.csv"));
         assert_eq!(c.raw().pipeline.seed, 42);
         assert_eq!(c.raw().train, TrainSection::default());
+    }
+
+    #[test]
+    fn full_train_section_parses() {
+        let c = check(concat!(
+            "[train]\noptimizer = \"sgd\"\nmomentum = 0.9\nnesterov = true\ngrad_clip = { norm = 1.0 }\n",
+            "grad_accumulation = 2\nschedule = { kind = \"cosine\", warmup_epochs = 2 }\nloss = \"cross_entropy\"\n",
+            "label_smoothing = 0.1\nearly_stopping = { metric = \"valid_accuracy\", mode = \"max\", patience = 5 }\n",
+        ))
+        .unwrap();
+        let s = c.raw().train.settings(1);
+        assert_eq!(
+            s.optimizer,
+            OptimizerKind::Sgd {
+                momentum: 0.9,
+                nesterov: true
+            }
+        );
+        assert_eq!(s.grad_clip, Some(GradClip::Norm(1.0)));
+        assert_eq!(
+            s.schedule,
+            Schedule::Cosine {
+                warmup_epochs: 2,
+                min_lr: 0.0
+            }
+        );
+        assert_eq!(s.monitor.patience, Some(5));
     }
 
     #[test]

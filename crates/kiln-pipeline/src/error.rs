@@ -138,16 +138,50 @@ pub enum Error {
         /// Classes found.
         classes: usize,
     },
+    /// `--resume` names something kiln cannot continue from.
+    #[error("{}: cannot resume: {reason}", path.display())]
+    BadResume {
+        /// What was passed.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// A stop was requested; the run was saved with a checkpoint to resume from.
+    #[error("interrupted; resume with `kiln train --resume {}`", run_dir.display())]
+    Interrupted {
+        /// The committed (interrupted) run.
+        run_dir: PathBuf,
+    },
+    /// The loss became non-finite; the best weights so far are in the run's bundle.
+    #[error("training diverged at epoch {epoch}, step {step}; the best weights so far are in {}", run_dir.display())]
+    Diverged {
+        /// The committed run.
+        run_dir: PathBuf,
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based step.
+        step: usize,
+    },
     /// Filesystem failure (the message names the path).
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
 impl Error {
-    /// Whether the user's input (config, data, flags, bundle) is at fault, rather than the run
-    /// itself: the CLI exits 2 for these and 1 for the rest.
-    pub fn is_input_error(&self) -> bool {
-        !matches!(self, Error::Train(_) | Error::Io(_) | Error::Record { .. })
+    /// The process exit code for this error: 130 for an interrupt, 1 when the run itself
+    /// failed (divergence, IO), 2 when the user's input (config, data, flags, bundle) is at
+    /// fault.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Interrupted { .. } => 130,
+            Error::Diverged { .. }
+            | Error::Train(
+                kiln_train::Error::Diverged { .. } | kiln_train::Error::Checkpoint { .. },
+            )
+            | Error::Io(_)
+            | Error::Record { .. } => 1,
+            _ => 2,
+        }
     }
 }
 

@@ -2,12 +2,13 @@
 //!
 //! ```no_run
 //! use kiln_core::BackendKind;
-//! use kiln_pipeline::{PipelineConfig, TrainOptions, train};
+//! use kiln_pipeline::{Observer, PipelineConfig, TrainOptions, train};
 //!
 //! # fn main() -> kiln_pipeline::Result<()> {
 //! let config = PipelineConfig::load("examples/penguins/pipeline.toml".as_ref())?;
-//! let options = TrainOptions { backend: BackendKind::Ndarray, out_dir: "runs".into() };
-//! let summary = train(&config, &options, |_epoch| {})?;
+//! let options =
+//!     TrainOptions { backend: BackendKind::Ndarray, out_dir: "runs".into(), resume: None, stop: None };
+//! let summary = train(&config, &options, Observer::default())?;
 //! println!("{}: {:?}", summary.run_dir.display(), summary.manifest.metrics["test"]);
 //! # Ok(()) }
 //! ```
@@ -23,4 +24,7 @@ pub use bundle::{BundleSpec, Predictions, Predictor};
 pub use config::{PipelineConfig, ValidPipelineConfig};
 pub use error::{ConfigError, Error, Result};
 pub use predict::write_predictions_csv;
-pub use run::{AnyPredictor, Manifest, RunSummary, SplitRecord, TrainOptions, train};
+pub use run::{
+    AnyPredictor, DryRun, Manifest, Observer, RunSummary, SplitRecord, TrainOptions, dry_run,
+    resume_config, train,
+};

@@ -1,21 +1,22 @@
 //! `kiln train`: the whole pipeline, from a checked config to a committed run directory.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use kiln_core::fsx::StagedDir;
 use kiln_core::hash::{FileHash, hash_bytes, hash_file, hash_indices};
-use kiln_core::{BackendKind, BackendVisitor, DeviceInfo, Matrix};
+use kiln_core::{BackendKind, BackendVisitor, DeviceInfo, HostInfo, Matrix};
 use kiln_data::{ColumnRef, ColumnType, Schema, Split, Table};
 use kiln_models::ModelSpec;
-use kiln_train::{EpochStats, Task, TrainSettings};
+use kiln_train::{EpochStats, Hooks, Outcome, StepProgress, Task, TrainSettings};
 use kiln_transform::{FeaturePlan, FittedTarget, TargetKind, Targets};
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::{BUNDLE_FORMAT, BundleSpec, Predictions, Predictor, write_json};
+use crate::bundle::{BUNDLE_FORMAT, BundleSpec, Predictions, Predictor, read_json, write_json};
 use crate::config::{SplitMethod, ValidPipelineConfig};
 use crate::{Error, Result};
 
@@ -26,6 +27,27 @@ pub struct TrainOptions {
     pub backend: BackendKind,
     /// Parent of the run directory.
     pub out_dir: PathBuf,
+    /// A run directory or checkpoint to continue from.
+    pub resume: Option<PathBuf>,
+    /// Set (by a SIGINT handler) to stop after the current step with a checkpoint.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// Live callbacks of a run, for progress display.
+pub struct Observer<'a> {
+    /// After every epoch.
+    pub on_epoch: Box<dyn FnMut(&EpochStats) + 'a>,
+    /// After every batch.
+    pub on_step: Box<dyn FnMut(StepProgress) + 'a>,
+}
+
+impl Default for Observer<'_> {
+    fn default() -> Self {
+        Self {
+            on_epoch: Box::new(|_| {}),
+            on_step: Box::new(|_| {}),
+        }
+    }
 }
 
 /// Rows and content hash of one split.
@@ -42,6 +64,10 @@ pub struct SplitRecord {
 pub struct Manifest {
     /// Manifest layout version.
     pub format: u32,
+    /// How training ended.
+    pub status: Outcome,
+    /// The checkpoint this run continued from.
+    pub resumed_from: Option<PathBuf>,
     /// kiln's version.
     pub kiln_version: String,
     /// burn's version.
@@ -74,6 +100,8 @@ pub struct Manifest {
     pub splits: BTreeMap<String, SplitRecord>,
     /// Where it ran.
     pub device: DeviceInfo,
+    /// The machine.
+    pub host: HostInfo,
     /// The model.
     pub model: ModelSpec,
     /// Trainable parameters.
@@ -117,55 +145,67 @@ const SPLIT_NAMES: [&str; 3] = ["train", "valid", "test"];
 ///
 /// # Errors
 /// Config, data, transform and training errors; nothing that looks like a finished run is
-/// left behind on error.
+/// left behind on error. [`Error::Interrupted`] and [`Error::Diverged`] come after a run
+/// directory was committed (with its checkpoints, and for divergence the best weights so far).
 ///
 /// # Panics
-/// Only if serializing the config or epoch stats to JSON fails, which their types rule out.
+/// Only if serializing the config to JSON fails, which its types rule out.
 pub fn train(
     config: &ValidPipelineConfig,
     options: &TrainOptions,
-    mut on_epoch: impl FnMut(&EpochStats),
+    observer: Observer<'_>,
 ) -> Result<RunSummary> {
     let mut timings = BTreeMap::new();
     let started = Instant::now();
     let prepared = prepare(config, &mut timings)?;
+    let resume = options
+        .resume
+        .as_deref()
+        .map(|r| resume_point(r, &prepared.data_hash))
+        .transpose()?;
     let staged = StagedDir::new(&options.out_dir.join(&config.raw().pipeline.name))?;
     let bundle_dir = staged.path().join("bundle");
-    fs_err::create_dir_all(&bundle_dir)?;
+    let checkpoints = staged.path().join("checkpoints");
+    fs_err::create_dir_all(&checkpoints)?;
+    write_json(
+        &staged.path().join(CONFIG_SNAPSHOT),
+        &resumable_config(config)?,
+    )?;
+    fs_err::copy(config.config_path(), staged.path().join("pipeline.toml"))?;
 
-    let mut metrics_log = fs_err::File::create(staged.path().join("metrics.jsonl"))?;
-    let mut log_error = None;
-    let settings = train_settings(config);
+    let settings = config.raw().train.settings(config.raw().pipeline.seed);
     let trained = kiln_core::dispatch(
         options.backend,
         TrainVisitor {
             prepared: &prepared,
             settings: &settings,
             bundle_dir: &bundle_dir,
-            on_epoch: &mut |stats: &EpochStats| {
-                let line = serde_json::to_string(stats).expect("epoch stats serialize");
-                if let Err(e) = writeln!(metrics_log, "{line}") {
-                    log_error.get_or_insert(e);
-                }
-                on_epoch(stats);
-            },
+            checkpoints: &checkpoints,
+            resume: resume.as_deref(),
+            stop: options.stop.as_deref(),
+            observer,
         },
     )??;
-    if let Some(e) = log_error {
-        return Err(e.into());
-    }
     timings.insert("train".into(), trained.train_seconds);
-
-    let evaluate_started = Instant::now();
-    let predictor = kiln_core::dispatch(options.backend, LoadVisitor { dir: &bundle_dir })??;
-    let mut metrics = BTreeMap::new();
-    for (i, name) in SPLIT_NAMES.iter().enumerate().skip(1) {
-        let rows = split_rows(&prepared.split, i);
-        if !rows.is_empty() {
-            metrics.insert((*name).to_owned(), predictor.score(&prepared.table, rows)?);
-        }
+    let mut log = String::new();
+    for stats in &trained.history {
+        log.push_str(&serde_json::to_string(stats).expect("epoch stats serialize"));
+        log.push('\n');
     }
-    timings.insert("evaluate".into(), evaluate_started.elapsed().as_secs_f64());
+    fs_err::write(staged.path().join("metrics.jsonl"), log)?;
+
+    let mut metrics = BTreeMap::new();
+    if trained.outcome != Outcome::Interrupted {
+        let evaluate_started = Instant::now();
+        let predictor = kiln_core::dispatch(options.backend, LoadVisitor { dir: &bundle_dir })??;
+        for (i, name) in SPLIT_NAMES.iter().enumerate().skip(1) {
+            let rows = split_rows(&prepared.split, i);
+            if !rows.is_empty() {
+                metrics.insert((*name).to_owned(), predictor.score(&prepared.table, rows)?);
+            }
+        }
+        timings.insert("evaluate".into(), evaluate_started.elapsed().as_secs_f64());
+    }
 
     let raw_config = serde_json::to_value(config.raw()).expect("config serializes");
     let config_hash = hash_bytes(raw_config.to_string().as_bytes());
@@ -186,6 +226,8 @@ pub fn train(
     timings.insert("total".into(), started.elapsed().as_secs_f64());
     let manifest = Manifest {
         format: 1,
+        status: trained.outcome,
+        resumed_from: resume.clone(),
         kiln_version: kiln_core::KILN_VERSION.into(),
         burn_version: kiln_core::BURN_VERSION.into(),
         name: config.raw().pipeline.name.clone(),
@@ -202,31 +244,123 @@ pub fn train(
         split_method: prepared.split_method,
         splits,
         device: trained.device,
+        host: HostInfo::detect(),
         model: prepared.spec.model.clone(),
         parameters: prepared.spec.model.num_params(),
-        epochs_run: trained.epochs_run,
+        epochs_run: trained.history.len(),
         best_epoch: trained.best_epoch,
         samples_per_second: trained.samples_per_second,
         timings,
         metrics,
     };
     write_json(&staged.path().join("splits.json"), &prepared.split)?;
-    write_json(&bundle_dir.join("manifest.json"), &manifest)?;
+    if trained.outcome != Outcome::Interrupted {
+        write_json(&bundle_dir.join("manifest.json"), &manifest)?;
+    }
     write_json(&staged.path().join("manifest.json"), &manifest)?;
     let run_dir = staged.commit_numbered()?;
-    Ok(RunSummary { run_dir, manifest })
+    match trained.outcome {
+        Outcome::Interrupted => Err(Error::Interrupted { run_dir }),
+        Outcome::Diverged { epoch, step } => Err(Error::Diverged {
+            run_dir,
+            epoch,
+            step,
+        }),
+        Outcome::Completed | Outcome::EarlyStopped => Ok(RunSummary { run_dir, manifest }),
+    }
 }
 
-fn train_settings(config: &ValidPipelineConfig) -> TrainSettings {
-    let t = &config.raw().train;
-    TrainSettings {
-        epochs: t.epochs,
-        batch_size: t.batch_size,
-        lr: t.lr,
-        weight_decay: t.weight_decay,
-        patience: t.early_stopping.map(|e| e.patience),
-        seed: config.raw().pipeline.seed,
+/// What `kiln train --dry-run` shows: the model that would train, on what.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRun {
+    /// The architecture, with input and output widths from the fitted transforms.
+    pub model: ModelSpec,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// The task.
+    pub task: Task,
+    /// Names of the model's input columns after the transforms.
+    pub features: Vec<String>,
+    /// Rows per split.
+    pub splits: BTreeMap<String, usize>,
+}
+
+/// Ingests, splits and fits the transforms, then describes the model without training it.
+///
+/// # Errors
+/// Config, data and transform errors, as [`train`].
+pub fn dry_run(config: &ValidPipelineConfig) -> Result<DryRun> {
+    let prepared = prepare(config, &mut BTreeMap::new())?;
+    let spec = &prepared.spec;
+    Ok(DryRun {
+        model: spec.model.clone(),
+        parameters: spec.model.num_params(),
+        task: spec.task(),
+        features: spec.features.output_names(),
+        splits: SPLIT_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, name)| ((*name).to_owned(), split_rows(&prepared.split, i).len()))
+            .collect(),
+    })
+}
+
+/// The config snapshot a run keeps so `--resume` needs only the run directory.
+const CONFIG_SNAPSHOT: &str = "config.json";
+
+/// The config with `data.source` made absolute, so it resolves from anywhere.
+fn resumable_config(config: &ValidPipelineConfig) -> Result<crate::PipelineConfig> {
+    let mut raw = config.raw().clone();
+    raw.data.source = std::path::absolute(config.source())?;
+    Ok(raw)
+}
+
+/// Loads the config a run was started with, for `kiln train --resume <run>` without a
+/// pipeline file.
+///
+/// # Errors
+/// [`Error::BadResume`] when `run` (or the run holding a checkpoint) has no config snapshot.
+pub fn resume_config(run: &Path) -> Result<ValidPipelineConfig> {
+    let dir = run
+        .ancestors()
+        .find(|d| d.join(CONFIG_SNAPSHOT).is_file())
+        .ok_or_else(|| Error::BadResume {
+            path: run.to_path_buf(),
+            reason: "not a kiln run or checkpoint".into(),
+        })?;
+    let raw: crate::PipelineConfig = read_json(&dir.join(CONFIG_SNAPSHOT))?;
+    Ok(raw.check(&dir.join("pipeline.toml"))?)
+}
+
+/// The checkpoint to resume from: `run` itself, or the latest in `run/checkpoints`. Refuses
+/// when the data file changed since that run.
+fn resume_point(run: &Path, data_hash: &FileHash) -> Result<PathBuf> {
+    let checkpoint = if run.join("state.mpk").is_file() {
+        run.to_path_buf()
+    } else {
+        kiln_train::latest_checkpoint(&run.join("checkpoints")).map_err(|e| Error::BadResume {
+            path: run.to_path_buf(),
+            reason: e.to_string(),
+        })?
+    };
+    if let Some(manifest_dir) = checkpoint
+        .ancestors()
+        .find(|d| d.join("manifest.json").is_file())
+    {
+        // Only the data hash matters here; metrics may hold nulls (undefined values).
+        let manifest: serde_json::Value = read_json(&manifest_dir.join("manifest.json"))?;
+        let then = manifest["data_hash"]["blake3"].as_str().unwrap_or_default();
+        if then != data_hash.blake3 {
+            return Err(Error::BadResume {
+                path: run.to_path_buf(),
+                reason: format!(
+                    "the data file changed since that run (blake3 {then} then, {} now)",
+                    data_hash.blake3
+                ),
+            });
+        }
     }
+    Ok(checkpoint)
 }
 
 fn split_rows(split: &Split, index: usize) -> &[usize] {
@@ -371,7 +505,8 @@ fn closest(name: &str, candidates: &[String]) -> Option<String> {
 
 struct TrainedSummary {
     device: DeviceInfo,
-    epochs_run: usize,
+    history: Vec<EpochStats>,
+    outcome: Outcome,
     best_epoch: usize,
     train_seconds: f64,
     samples_per_second: f64,
@@ -381,7 +516,10 @@ struct TrainVisitor<'a> {
     prepared: &'a Prepared,
     settings: &'a TrainSettings,
     bundle_dir: &'a Path,
-    on_epoch: &'a mut dyn FnMut(&EpochStats),
+    checkpoints: &'a Path,
+    resume: Option<&'a Path>,
+    stop: Option<&'a AtomicBool>,
+    observer: Observer<'a>,
 }
 
 impl BackendVisitor for TrainVisitor<'_> {
@@ -397,12 +535,22 @@ impl BackendVisitor for TrainVisitor<'_> {
             p.spec.task(),
             self.settings,
             &device,
-            self.on_epoch,
+            Hooks {
+                on_epoch: self.observer.on_epoch,
+                on_step: self.observer.on_step,
+                stop: self.stop,
+                checkpoints: Some(self.checkpoints),
+                resume: self.resume,
+            },
         )?;
-        p.spec.save(self.bundle_dir, &trained.model)?;
+        if trained.outcome != Outcome::Interrupted {
+            fs_err::create_dir_all(self.bundle_dir)?;
+            p.spec.save(self.bundle_dir, &trained.model)?;
+        }
         Ok(TrainedSummary {
             device: info,
-            epochs_run: trained.history.len(),
+            history: trained.history,
+            outcome: trained.outcome,
             best_epoch: trained.best_epoch,
             train_seconds: trained.train_seconds,
             samples_per_second: trained.samples_per_second,

@@ -12,6 +12,30 @@ pub enum Error {
         /// The non-finite loss.
         loss: f32,
     },
+    /// A loss that does not fit the task.
+    #[error("loss {loss:?} does not fit a {task:?} task")]
+    LossMismatch {
+        /// The loss asked for.
+        loss: crate::LossKind,
+        /// The task.
+        task: crate::Task,
+    },
+    /// A monitored metric that the loop does not compute.
+    #[error("unknown metric `{metric}` to monitor; available: {available}")]
+    UnknownMetric {
+        /// The metric asked for.
+        metric: String,
+        /// What exists.
+        available: String,
+    },
+    /// Writing or reading a checkpoint failed.
+    #[error("{}: checkpoint: {message}", path.display())]
+    Checkpoint {
+        /// The checkpoint directory.
+        path: std::path::PathBuf,
+        /// What failed.
+        message: String,
+    },
     /// Nothing to train on.
     #[error("the training set is empty")]
     EmptyTrainingSet,

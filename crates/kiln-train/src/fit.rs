@@ -1,11 +1,14 @@
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
-use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig, MseLoss, Reduction};
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::module::{AutodiffModule, Module};
+use burn::nn::loss::{
+    CrossEntropyLoss, CrossEntropyLossConfig, HuberLossConfig, MseLoss, Reduction,
+};
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -16,19 +19,114 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics;
+use crate::optim::{AnyOptimizer, GradClip, OptimizerKind, Progress, Schedule};
 use crate::{Error, Result};
 
 /// What is learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Task {
-    /// Softmax over `classes` outputs, cross-entropy loss.
+    /// Softmax over `classes` outputs.
     Classification {
         /// Number of classes.
         classes: usize,
     },
-    /// One standardized output, mean squared error.
+    /// One standardized output.
     Regression,
+}
+
+/// The training loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    /// Softmax cross-entropy (classification).
+    CrossEntropy,
+    /// Mean squared error (regression).
+    Mse,
+    /// Mean absolute error (regression).
+    Mae,
+    /// Huber loss with `huber_delta` (regression).
+    Huber,
+}
+
+impl LossKind {
+    /// Whether the loss fits the task.
+    pub fn fits(self, task: Task) -> bool {
+        matches!(
+            (self, task),
+            (LossKind::CrossEntropy, Task::Classification { .. })
+                | (
+                    LossKind::Mse | LossKind::Mae | LossKind::Huber,
+                    Task::Regression
+                )
+        )
+    }
+
+    /// The default loss of a task.
+    pub fn default_for(task: Task) -> Self {
+        match task {
+            Task::Classification { .. } => LossKind::CrossEntropy,
+            Task::Regression => LossKind::Mse,
+        }
+    }
+}
+
+/// Whether a smaller or a larger value of a metric is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Smaller is better (losses, errors).
+    Min,
+    /// Larger is better (accuracy, F1, R², AUC).
+    Max,
+}
+
+impl Mode {
+    /// The natural direction of a metric, by name.
+    pub fn of(metric: &str) -> Self {
+        let lower_is_better = ["loss", "rmse", "mae", "mape", "ece", "error"];
+        if lower_is_better.iter().any(|m| metric.contains(m)) {
+            Mode::Min
+        } else {
+            Mode::Max
+        }
+    }
+
+    fn better(self, candidate: f64, best: f64) -> bool {
+        match self {
+            Mode::Min => candidate < best,
+            Mode::Max => candidate > best,
+        }
+    }
+}
+
+/// Model selection and early stopping: the monitored metric, its direction and patience.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Monitor {
+    /// `valid_loss`, or `valid_<metric>` for any validation metric (e.g. `valid_accuracy`).
+    #[serde(default = "default_monitor")]
+    pub metric: String,
+    /// Direction; inferred from the name when absent.
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    /// Stop after this many epochs without improvement (never when absent).
+    #[serde(default)]
+    pub patience: Option<usize>,
+}
+
+fn default_monitor() -> String {
+    "valid_loss".into()
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Self {
+            metric: default_monitor(),
+            mode: None,
+            patience: None,
+        }
+    }
 }
 
 /// Settings of the loop.
@@ -36,15 +134,33 @@ pub enum Task {
 pub struct TrainSettings {
     /// Passes over the training rows.
     pub epochs: usize,
-    /// Rows per optimizer step.
+    /// Rows per forward/backward pass.
     pub batch_size: usize,
-    /// Adam's learning rate.
+    /// Base learning rate.
     pub lr: f64,
-    /// L2 penalty (0 for none).
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// Weight decay (L2 for SGD/Adam, decoupled for AdamW).
     pub weight_decay: f64,
-    /// Stop after this many epochs without a better validation loss.
-    pub patience: Option<usize>,
-    /// Seed of the data-order stream.
+    /// Gradient clipping.
+    pub grad_clip: Option<GradClip>,
+    /// Batches whose gradients are summed (loss scaled by 1/k) before one optimizer step.
+    pub grad_accumulation: usize,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// The loss (the task's default when absent).
+    pub loss: Option<LossKind>,
+    /// Cross-entropy label smoothing in [0, 1).
+    pub label_smoothing: f64,
+    /// Cross-entropy weight per class.
+    pub class_weights: Option<Vec<f32>>,
+    /// Huber's delta (in standardized target units).
+    pub huber_delta: f64,
+    /// Model selection and early stopping.
+    pub monitor: Monitor,
+    /// Write a checkpoint every this many epochs (and at the end) when a checkpoint dir is given.
+    pub checkpoint_every: usize,
+    /// Seed of the data-order and dropout streams.
     pub seed: u64,
 }
 
@@ -54,8 +170,17 @@ impl Default for TrainSettings {
             epochs: 100,
             batch_size: 64,
             lr: 1e-3,
+            optimizer: OptimizerKind::Adam,
             weight_decay: 0.0,
-            patience: None,
+            grad_clip: None,
+            grad_accumulation: 1,
+            schedule: Schedule::Constant,
+            loss: None,
+            label_smoothing: 0.0,
+            class_weights: None,
+            huber_delta: 1.0,
+            monitor: Monitor::default(),
+            checkpoint_every: 1,
             seed: 42,
         }
     }
@@ -66,12 +191,57 @@ impl Default for TrainSettings {
 pub struct EpochStats {
     /// 1-based epoch.
     pub epoch: usize,
-    /// Mean training loss over the epoch's steps.
+    /// Learning rate at the epoch's last step.
+    pub lr: f64,
+    /// Mean training loss over the epoch's batches.
     pub train_loss: f64,
     /// Loss on the validation rows (the training loss when there are none).
     pub valid_loss: f64,
-    /// Further validation metrics (accuracy for classification).
+    /// Further validation metrics.
     pub valid_metrics: BTreeMap<String, f64>,
+}
+
+impl EpochStats {
+    /// The value of a monitored metric (`valid_loss`, `train_loss` or `valid_<metric>`).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        match name {
+            "valid_loss" => Some(self.valid_loss),
+            "train_loss" => Some(self.train_loss),
+            _ => name
+                .strip_prefix("valid_")
+                .and_then(|m| self.valid_metrics.get(m).copied()),
+        }
+    }
+}
+
+/// Live progress within an epoch, for progress bars.
+#[derive(Debug, Clone, Copy)]
+pub struct StepProgress {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Batches done in this epoch.
+    pub step: usize,
+    /// Batches per epoch.
+    pub steps_per_epoch: usize,
+}
+
+/// How training ended.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Outcome {
+    /// Every epoch ran.
+    Completed,
+    /// The monitored metric stopped improving.
+    EarlyStopped,
+    /// A stop was requested (SIGINT); a checkpoint holds the exact position.
+    Interrupted,
+    /// The loss became NaN or infinite; the best weights so far are kept.
+    Diverged {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based batch within the epoch.
+        step: usize,
+    },
 }
 
 /// The outcome of [`fit`].
@@ -81,12 +251,40 @@ pub struct Trained<B: AutodiffBackend> {
     pub model: TabularNet<B::InnerBackend>,
     /// The epoch those weights come from.
     pub best_epoch: usize,
-    /// Every epoch run.
+    /// Every epoch completed.
     pub history: Vec<EpochStats>,
+    /// How it ended.
+    pub outcome: Outcome,
     /// Seconds spent in training steps (validation excluded).
     pub train_seconds: f64,
     /// Training rows processed per second of training steps.
     pub samples_per_second: f64,
+}
+
+/// Callbacks and controls of a [`fit`] call.
+pub struct Hooks<'a> {
+    /// After every epoch.
+    pub on_epoch: Box<dyn FnMut(&EpochStats) + 'a>,
+    /// After every batch.
+    pub on_step: Box<dyn FnMut(StepProgress) + 'a>,
+    /// When set, the loop finishes the current step, checkpoints and returns `Interrupted`.
+    pub stop: Option<&'a AtomicBool>,
+    /// Where to write checkpoints (none when absent).
+    pub checkpoints: Option<&'a Path>,
+    /// A checkpoint to continue from.
+    pub resume: Option<&'a Path>,
+}
+
+impl Default for Hooks<'_> {
+    fn default() -> Self {
+        Self {
+            on_epoch: Box::new(|_| {}),
+            on_step: Box::new(|_| {}),
+            stop: None,
+            checkpoints: None,
+            resume: None,
+        }
+    }
 }
 
 /// Targets on the device.
@@ -109,29 +307,57 @@ impl<B: Backend> DeviceTargets<B> {
     }
 }
 
-/// One optimizer step: forward, loss, backward, Adam update. The unit the hot-loop
-/// benchmark measures.
+/// One training step: forward, loss, backward, optimizer update (after `grad_accumulation`
+/// batches). The unit the hot-loop benchmark measures.
 pub struct Stepper<B: AutodiffBackend> {
-    optim: OptimizerAdaptor<Adam, TabularNet<B>, B>,
-    cross_entropy: CrossEntropyLoss<B>,
-    lr: f64,
+    optim: AnyOptimizer<B, TabularNet<B>>,
+    loss: LossKind,
+    cross_entropy: Option<CrossEntropyLoss<B>>,
+    huber_delta: f32,
+    accumulation: usize,
+    accumulator: GradientsAccumulator<TabularNet<B>>,
+    pending: usize,
 }
 
 impl<B: AutodiffBackend> Stepper<B> {
-    /// Adam with the settings' learning rate and weight decay.
-    #[must_use]
-    pub fn new(settings: &TrainSettings, device: &B::Device) -> Self {
-        #[allow(clippy::cast_possible_truncation)] // burn's penalty is f32.
-        let decay = (settings.weight_decay > 0.0)
-            .then(|| WeightDecayConfig::new(settings.weight_decay as f32));
-        Self {
-            optim: AdamConfig::new().with_weight_decay(decay).init(),
-            cross_entropy: CrossEntropyLossConfig::new().init(device),
-            lr: settings.lr,
+    /// The optimizer and loss of `settings` for `task`.
+    ///
+    /// # Errors
+    /// [`Error::LossMismatch`] when the loss does not fit the task.
+    pub fn new(settings: &TrainSettings, task: Task, device: &B::Device) -> Result<Self> {
+        let loss = settings.loss.unwrap_or_else(|| LossKind::default_for(task));
+        if !loss.fits(task) {
+            return Err(Error::LossMismatch { loss, task });
         }
+        let cross_entropy = (loss == LossKind::CrossEntropy).then(|| {
+            let mut config =
+                CrossEntropyLossConfig::new().with_weights(settings.class_weights.clone());
+            if settings.label_smoothing > 0.0 {
+                #[allow(clippy::cast_possible_truncation)] // burn's smoothing is f32.
+                let alpha = settings.label_smoothing as f32;
+                config = config.with_smoothing(Some(alpha));
+            }
+            config.init(device)
+        });
+        #[allow(clippy::cast_possible_truncation)] // Huber's delta is an f32 like the outputs.
+        let huber_delta = settings.huber_delta as f32;
+        Ok(Self {
+            optim: AnyOptimizer::new(
+                settings.optimizer,
+                settings.weight_decay,
+                settings.grad_clip,
+            ),
+            loss,
+            cross_entropy,
+            huber_delta,
+            accumulation: settings.grad_accumulation.max(1),
+            accumulator: GradientsAccumulator::new(),
+            pending: 0,
+        })
     }
 
-    /// Updates `model` on one batch; returns it with the batch's (detached) mean loss.
+    /// Runs one batch at learning rate `lr`; returns the (maybe updated) model and the batch's
+    /// detached mean loss.
     ///
     /// # Shapes
     /// - x: `[batch, inputs]`; targets: `[batch]` classes or `[batch, 1]` values
@@ -140,27 +366,102 @@ impl<B: AutodiffBackend> Stepper<B> {
         model: TabularNet<B>,
         x: Tensor<B, 2>,
         targets: DeviceTargets<B>,
+        lr: f64,
     ) -> (TabularNet<B>, Tensor<B, 1>) {
         let output = model.forward(x);
-        let loss = match targets {
-            DeviceTargets::Classes(t) => self.cross_entropy.forward(output, t),
-            DeviceTargets::Values(t) => MseLoss::new().forward(output, t, Reduction::Mean),
+        let loss = match (targets, &self.cross_entropy) {
+            (DeviceTargets::Classes(t), Some(ce)) => ce.forward(output, t),
+            (DeviceTargets::Values(t), _) => match self.loss {
+                LossKind::Mae => (output - t).abs().mean().reshape([1]),
+                LossKind::Huber => HuberLossConfig::new(self.huber_delta).init().forward(
+                    output,
+                    t,
+                    Reduction::Mean,
+                ),
+                _ => MseLoss::new().forward(output, t, Reduction::Mean),
+            },
+            (DeviceTargets::Classes(_), None) => {
+                unreachable!("Stepper::new checked the loss fits the task")
+            }
         };
         let detached = loss.clone().detach();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        (self.optim.step(self.lr, model, grads), detached)
+        if self.accumulation == 1 {
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            return (self.optim.step(lr, model, grads), detached);
+        }
+        #[allow(clippy::cast_precision_loss)] // Accumulation counts are tiny.
+        let scaled = loss.div_scalar(self.accumulation as f64);
+        self.accumulator.accumulate(
+            &model,
+            GradientsParams::from_grads(scaled.backward(), &model),
+        );
+        self.pending += 1;
+        if self.pending == self.accumulation {
+            (self.flush(model, lr), detached)
+        } else {
+            (model, detached)
+        }
+    }
+
+    /// Applies gradients still accumulated (at the end of an epoch).
+    pub fn flush(&mut self, model: TabularNet<B>, lr: f64) -> TabularNet<B> {
+        if self.pending == 0 {
+            return model;
+        }
+        self.pending = 0;
+        let grads = self.accumulator.grads();
+        self.optim.step(lr, model, grads)
     }
 }
 
-/// Trains `model` with Adam on minibatches in a seeded order, validates after every epoch
-/// and keeps the weights of the epoch with the lowest validation loss.
+/// Everything a checkpoint holds besides the weights and optimizer state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct LoopState {
+    /// 0-based epoch in progress.
+    epoch: usize,
+    /// Batches of that epoch already done.
+    step_in_epoch: usize,
+    /// Optimizer-visible steps so far (for schedules).
+    global_step: usize,
+    /// Losses of the epoch's batches so far.
+    epoch_losses: Vec<f32>,
+    history: Vec<EpochStats>,
+    best: Option<(f64, usize)>,
+    plateau: Plateau,
+    train_seconds: f64,
+    samples: usize,
+}
+
+/// Reduce-on-plateau bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+struct Plateau {
+    decays: u32,
+    best: Option<f64>,
+    since: usize,
+}
+
+const MODEL_FILE: &str = "model";
+const BEST_FILE: &str = "best";
+const OPTIM_FILE: &str = "optimizer";
+const STATE_FILE: &str = "state.mpk";
+
+fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
+    NamedMpkFileRecorder::new()
+}
+
+/// Trains `model` on minibatches in a seeded order, validates after every epoch, keeps the
+/// weights of the best epoch by `settings.monitor`, stops early on its patience, writes
+/// checkpoints and resumes from one exactly (same final weights as an uninterrupted run).
 ///
 /// # Errors
-/// [`Error::Diverged`] naming the epoch and step of the first non-finite loss;
-/// [`Error::EmptyTrainingSet`]; [`Error::TargetMismatch`].
+/// [`Error::Diverged`] when the loss is non-finite before any epoch completed (later, the
+/// outcome is [`Outcome::Diverged`] with the best weights so far); [`Error::EmptyTrainingSet`];
+/// [`Error::TargetMismatch`]; [`Error::LossMismatch`]; [`Error::UnknownMetric`];
+/// [`Error::Checkpoint`].
 ///
 /// # Panics
 /// Only on a backend that returns loss data of another length than asked (a burn bug).
+#[allow(clippy::too_many_arguments)]
 pub fn fit<B: AutodiffBackend>(
     mut model: TabularNet<B>,
     train: (&Matrix, &Targets),
@@ -168,7 +469,7 @@ pub fn fit<B: AutodiffBackend>(
     task: Task,
     settings: &TrainSettings,
     device: &B::Device,
-    mut on_epoch: impl FnMut(&EpochStats),
+    mut hooks: Hooks<'_>,
 ) -> Result<Trained<B>> {
     let (x, y) = train;
     if x.rows == 0 {
@@ -186,82 +487,294 @@ pub fn fit<B: AutodiffBackend>(
         )),
         _ => return Err(Error::TargetMismatch { task }),
     };
-    let mut stepper = Stepper::new(settings, device);
-
+    let mut stepper = Stepper::new(settings, task, device)?;
     let batch_size = settings.batch_size.max(1);
-    let mut history = Vec::new();
-    let mut best: Option<(f64, usize, TabularNet<B::InnerBackend>)> = None;
-    let mut train_seconds = 0.0;
-    let mut samples = 0_usize;
-    for epoch in 1..=settings.epochs {
+    let steps_per_epoch = x.rows.div_ceil(batch_size);
+    let mode = settings
+        .monitor
+        .mode
+        .unwrap_or_else(|| Mode::of(&settings.monitor.metric));
+
+    let mut state = LoopState {
+        epoch: 0,
+        step_in_epoch: 0,
+        global_step: 0,
+        epoch_losses: Vec::new(),
+        history: Vec::new(),
+        best: None,
+        plateau: Plateau::default(),
+        train_seconds: 0.0,
+        samples: 0,
+    };
+    let mut best_model: Option<TabularNet<B::InnerBackend>> = None;
+    if let Some(dir) = hooks.resume {
+        let checkpoint_error = |message: String| Error::Checkpoint {
+            path: dir.to_path_buf(),
+            message,
+        };
+        let bytes =
+            fs_err::read(dir.join(STATE_FILE)).map_err(|e| checkpoint_error(e.to_string()))?;
+        state = rmp_serde::from_slice(&bytes).map_err(|e| checkpoint_error(e.to_string()))?;
+        model = model
+            .load_file(dir.join(MODEL_FILE), &recorder(), device)
+            .map_err(|e| checkpoint_error(e.to_string()))?;
+        if state.best.is_some() {
+            best_model = Some(
+                model
+                    .valid()
+                    .load_file(dir.join(BEST_FILE), &recorder(), device)
+                    .map_err(|e| checkpoint_error(e.to_string()))?,
+            );
+        }
+        stepper.optim = stepper
+            .optim
+            .load(&dir.join(OPTIM_FILE), device)
+            .map_err(checkpoint_error)?;
+    }
+
+    let mut outcome = Outcome::Completed;
+    'epochs: while state.epoch < settings.epochs {
+        let epoch = state.epoch + 1;
         let mut order: Vec<i64> = (0..i64::try_from(x.rows).expect("row count fits i64")).collect();
         order.shuffle(&mut kiln_core::rng::stream(
             settings.seed,
             &format!("shuffle/epoch-{epoch}"),
         ));
         let started = Instant::now();
-        let mut step_losses = Vec::with_capacity(order.len().div_ceil(batch_size));
-        for chunk in order.chunks(batch_size) {
+        let mut losses = Vec::with_capacity(steps_per_epoch);
+        let mut lr = settings.lr;
+        for chunk in order.chunks(batch_size).skip(state.step_in_epoch) {
+            lr = settings.schedule.lr(
+                settings.lr,
+                Progress {
+                    epoch: state.epoch,
+                    step: state.global_step,
+                    steps_per_epoch,
+                    epochs: settings.epochs,
+                },
+                state.plateau.decays,
+            );
+            // Dropout draws from the backend RNG: seeding it per step makes any resume point exact.
+            B::seed(
+                device,
+                settings.seed ^ (state.global_step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
             let index = Tensor::<B, 1, Int>::from_data(
                 TensorData::new(chunk.to_vec(), [chunk.len()]),
                 device,
             );
             let batch_targets = targets.select(index.clone());
             let (updated, loss) =
-                stepper.step(model, x_all.clone().select(0, index), batch_targets);
+                stepper.step(model, x_all.clone().select(0, index), batch_targets, lr);
             model = updated;
-            step_losses.push(loss);
+            losses.push(loss);
+            state.step_in_epoch += 1;
+            state.global_step += 1;
+            (hooks.on_step)(StepProgress {
+                epoch,
+                step: state.step_in_epoch,
+                steps_per_epoch,
+            });
+            // Stop only between optimizer updates: accumulated gradients are not checkpointed.
+            let stop = hooks.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+            if stop && stepper.pending == 0 && state.step_in_epoch < steps_per_epoch {
+                state.epoch_losses.extend(read_losses(losses));
+                state.train_seconds += started.elapsed().as_secs_f64();
+                outcome = Outcome::Interrupted;
+                break 'epochs;
+            }
         }
+        model = stepper.flush(model, lr);
         // One device sync per epoch: read every step's loss at once.
-        let losses = Tensor::cat(step_losses, 0)
-            .into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .expect("f32 after convert");
-        train_seconds += started.elapsed().as_secs_f64();
-        samples += x.rows;
-        if let Some(step) = losses.iter().position(|l| !l.is_finite()) {
-            return Err(Error::Diverged {
+        state.epoch_losses.extend(read_losses(losses));
+        state.train_seconds += started.elapsed().as_secs_f64();
+        state.samples += x.rows;
+        if let Some(step) = state.epoch_losses.iter().position(|l| !l.is_finite()) {
+            let loss = state.epoch_losses[step];
+            if best_model.is_none() {
+                return Err(Error::Diverged {
+                    epoch,
+                    step: step + 1,
+                    loss,
+                });
+            }
+            outcome = Outcome::Diverged {
                 epoch,
                 step: step + 1,
-                loss: losses[step],
-            });
+            };
+            break;
         }
-        let train_loss = weighted_mean_loss(&losses, x.rows, batch_size);
-
+        let train_loss = weighted_mean_loss(&state.epoch_losses, x.rows, batch_size);
         let inference = model.valid();
         let (valid_loss, valid_metrics) = if valid.0.rows == 0 {
             (train_loss, BTreeMap::new())
         } else {
-            let out = predict(&inference, valid.0, task, device);
-            evaluate_outputs(&out, valid.1, task)
+            evaluate_outputs(&predict(&inference, valid.0, task, device), valid.1, task)
         };
         let stats = EpochStats {
             epoch,
+            lr,
             train_loss,
             valid_loss,
             valid_metrics,
         };
-        on_epoch(&stats);
-        history.push(stats);
-        if best.as_ref().is_none_or(|(loss, _, _)| valid_loss < *loss) {
-            best = Some((valid_loss, epoch, inference));
+        let monitored =
+            stats
+                .metric(&settings.monitor.metric)
+                .ok_or_else(|| Error::UnknownMetric {
+                    metric: settings.monitor.metric.clone(),
+                    available: available(&stats),
+                })?;
+        (hooks.on_epoch)(&stats);
+        state.history.push(stats);
+        if state
+            .best
+            .is_none_or(|(value, _)| mode.better(monitored, value))
+        {
+            state.best = Some((monitored, epoch));
+            best_model = Some(inference);
         }
-        let best_epoch = best.as_ref().map_or(epoch, |b| b.1);
-        if settings.patience.is_some_and(|p| epoch - best_epoch >= p) {
+        if let Schedule::Plateau { patience, .. } = settings.schedule {
+            let plateau = &mut state.plateau;
+            if plateau.best.is_none_or(|b| valid_loss < b) {
+                plateau.best = Some(valid_loss);
+                plateau.since = 0;
+            } else {
+                plateau.since += 1;
+                if plateau.since >= patience.max(1) {
+                    plateau.decays += 1;
+                    plateau.since = 0;
+                }
+            }
+        }
+        state.epoch = epoch;
+        state.step_in_epoch = 0;
+        state.epoch_losses.clear();
+        let best_epoch = state.best.map_or(epoch, |b| b.1);
+        let stop_early = settings
+            .monitor
+            .patience
+            .is_some_and(|p| epoch - best_epoch >= p);
+        let interrupted = hooks.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+        let due =
+            epoch.is_multiple_of(settings.checkpoint_every.max(1)) || epoch == settings.epochs;
+        if let Some(dir) = hooks.checkpoints
+            && (due || stop_early || interrupted)
+        {
+            write_checkpoint(dir, &state, &model, best_model.as_ref(), &stepper)?;
+        }
+        if stop_early {
+            outcome = Outcome::EarlyStopped;
+            break;
+        }
+        if interrupted {
+            outcome = Outcome::Interrupted;
             break;
         }
     }
-    let (_, best_epoch, model) = best.unwrap_or_else(|| (f64::NAN, 0, model.valid()));
+    if outcome == Outcome::Interrupted
+        && state.step_in_epoch > 0
+        && let Some(dir) = hooks.checkpoints
+    {
+        write_checkpoint(dir, &state, &model, best_model.as_ref(), &stepper)?;
+    }
+    let best_epoch = state.best.map_or(0, |b| b.1);
+    let model = best_model.unwrap_or_else(|| model.valid());
     #[allow(clippy::cast_precision_loss)] // Sample counts are far below 2^52.
-    let samples_per_second = samples as f64 / train_seconds.max(f64::MIN_POSITIVE);
+    let samples_per_second = state.samples as f64 / state.train_seconds.max(f64::MIN_POSITIVE);
     Ok(Trained {
         model,
         best_epoch,
-        history,
-        train_seconds,
+        history: state.history,
+        outcome,
+        train_seconds: state.train_seconds,
         samples_per_second,
     })
+}
+
+fn available(stats: &EpochStats) -> String {
+    ["valid_loss".to_owned(), "train_loss".to_owned()]
+        .into_iter()
+        .chain(stats.valid_metrics.keys().map(|k| format!("valid_{k}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn read_losses<B: Backend>(losses: Vec<Tensor<B, 1>>) -> Vec<f32> {
+    if losses.is_empty() {
+        return Vec::new();
+    }
+    Tensor::cat(losses, 0)
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("f32 after convert")
+}
+
+/// Checkpoint `epoch-<k>[-step-<s>]/` under `dir`: weights, best weights, optimizer state and
+/// loop state, written to a staging name and renamed.
+fn write_checkpoint<B: AutodiffBackend>(
+    dir: &Path,
+    state: &LoopState,
+    model: &TabularNet<B>,
+    best: Option<&TabularNet<B::InnerBackend>>,
+    stepper: &Stepper<B>,
+) -> Result<PathBuf> {
+    let name = if state.step_in_epoch == 0 {
+        format!("epoch-{:04}", state.epoch)
+    } else {
+        format!("epoch-{:04}-step-{:06}", state.epoch, state.step_in_epoch)
+    };
+    let target = dir.join(name);
+    let error = |message: String| Error::Checkpoint {
+        path: target.clone(),
+        message,
+    };
+    let staged = kiln_core::fsx::StagedDir::new(&target).map_err(|e| error(e.to_string()))?;
+    model
+        .clone()
+        .save_file(staged.path().join(MODEL_FILE), &recorder())
+        .map_err(|e| error(e.to_string()))?;
+    if let Some(best) = best {
+        best.clone()
+            .save_file(staged.path().join(BEST_FILE), &recorder())
+            .map_err(|e| error(e.to_string()))?;
+    }
+    stepper
+        .optim
+        .save(&staged.path().join(OPTIM_FILE))
+        .map_err(error)?;
+    // MessagePack, not JSON: f64 values must round-trip exactly for a bit-exact resume.
+    let bytes = rmp_serde::to_vec_named(state).map_err(|e| error(e.to_string()))?;
+    fs_err::write(staged.path().join(STATE_FILE), bytes).map_err(|e| error(e.to_string()))?;
+    staged.commit().map_err(|e| error(e.to_string()))
+}
+
+/// The most advanced checkpoint under `dir` (names sort by epoch, then step).
+///
+/// # Errors
+/// IO errors reading `dir`; [`Error::Checkpoint`] when it holds none.
+pub fn latest_checkpoint(dir: &Path) -> Result<PathBuf> {
+    let mut names: Vec<String> = fs_err::read_dir(dir)
+        .map_err(|e| Error::Checkpoint {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?
+        .filter_map(|entry| {
+            entry
+                .ok()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+        })
+        .filter(|name| name.starts_with("epoch-"))
+        .collect();
+    names.sort();
+    names
+        .pop()
+        .map(|name| dir.join(name))
+        .ok_or_else(|| Error::Checkpoint {
+            path: dir.to_path_buf(),
+            message: "no checkpoint in this directory".into(),
+        })
 }
 
 /// Each step's loss is a batch mean; weight by batch size (the last batch may be short).
@@ -278,17 +791,20 @@ fn weighted_mean_loss(losses: &[f32], rows: usize, batch_size: usize) -> f64 {
 fn evaluate_outputs(out: &Matrix, y: &Targets, task: Task) -> (f64, BTreeMap<String, f64>) {
     match (task, y) {
         (Task::Classification { .. }, Targets::Classes(labels)) => {
-            let m = metrics::classification(out, labels);
-            (
-                m["log_loss"],
-                BTreeMap::from([("accuracy".to_owned(), m["accuracy"])]),
-            )
+            let mut m = metrics::classification(out, labels);
+            // Undefined metrics (e.g. ROC-AUC on a one-class split) are NaN: leave them out, so
+            // every recorded value is a number that round-trips through JSON.
+            m.retain(|_, v| v.is_finite());
+            (m["log_loss"], m)
         }
         (_, Targets::Values(values)) => {
             let truth: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
             let predicted: Vec<f64> = out.data.iter().map(|&v| f64::from(v)).collect();
             let m = metrics::regression(&predicted, &truth);
-            (m["rmse"].powi(2), BTreeMap::new())
+            (
+                m["rmse"].powi(2),
+                BTreeMap::from([("r2".to_owned(), m["r2"])]),
+            )
         }
         (_, Targets::Classes(_)) => unreachable!("fit checked that targets match the task"),
     }
@@ -341,11 +857,16 @@ mod tests {
 
     type B = Autodiff<NdArray>;
 
+    fn dev() -> NdArrayDevice {
+        NdArrayDevice::default()
+    }
+
+    /// Three separable 2-D blobs, 96 rows.
     fn blobs() -> (Matrix, Targets) {
         let mut rng = kiln_core::rng::stream(0, "test-data");
         let mut data = Vec::new();
         let mut labels = Vec::new();
-        for i in 0..90_i64 {
+        for i in 0..96_i64 {
             let class = i % 3;
             #[allow(clippy::cast_precision_loss)]
             let center = class as f32 * 3.0;
@@ -353,76 +874,250 @@ mod tests {
             data.push(-center + rand::RngExt::random_range(&mut rng, -1.0..1.0_f32));
             labels.push(class);
         }
-        (Matrix::new(data, 90, 2), Targets::Classes(labels))
+        (Matrix::new(data, 96, 2), Targets::Classes(labels))
     }
 
-    fn spec() -> ModelSpec {
+    fn spec(dropout: f64) -> ModelSpec {
         ModelSpec {
             kind: ModelKind::Mlp,
             inputs: 2,
             hidden: vec![8],
             outputs: 3,
-            dropout: 0.0,
+            dropout,
         }
+    }
+
+    const TASK: Task = Task::Classification { classes: 3 };
+
+    /// `fit` reseeds the backend's process-wide RNG every step (for exact dropout on resume);
+    /// tests that train run one at a time so they do not reseed each other's streams.
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        LOCK.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn run(settings: &TrainSettings, dropout: f64, hooks: Hooks<'_>) -> Trained<B> {
+        let (x, y) = blobs();
+        fit(
+            spec(dropout).init::<B>(7, &dev()),
+            (&x, &y),
+            (&x, &y),
+            TASK,
+            settings,
+            &dev(),
+            hooks,
+        )
+        .unwrap()
+    }
+
+    fn outputs(t: &Trained<B>) -> Matrix {
+        predict(&t.model, &blobs().0, TASK, &dev())
     }
 
     #[test]
     fn learns_separable_blobs_and_is_deterministic() {
-        let (x, y) = blobs();
+        let _serial = serial();
         let settings = TrainSettings {
             epochs: 30,
             batch_size: 16,
             lr: 0.05,
             ..Default::default()
         };
-        let task = Task::Classification { classes: 3 };
-        let run = || {
-            let model = spec().init::<B>(7, &NdArrayDevice::default());
-            fit(
-                model,
-                (&x, &y),
-                (&x, &y),
-                task,
-                &settings,
-                &NdArrayDevice::default(),
-                |_| {},
-            )
-            .unwrap()
-        };
-        let (a, b) = (run(), run());
+        let (a, b) = (
+            run(&settings, 0.0, Hooks::default()),
+            run(&settings, 0.0, Hooks::default()),
+        );
         assert!(a.history.last().unwrap().valid_metrics["accuracy"] > 0.95);
         assert_eq!(a.history, b.history);
-        let pa = predict(&a.model, &x, task, &NdArrayDevice::default());
-        let pb = predict(&b.model, &x, task, &NdArrayDevice::default());
-        assert_eq!(pa, pb);
-        for row in 0..pa.rows {
-            let sum: f32 = pa.row(row).iter().sum();
+        assert_eq!(outputs(&a), outputs(&b));
+        for row in 0..96 {
+            let sum: f32 = outputs(&a).row(row).iter().sum();
             assert!((sum - 1.0).abs() < 1e-5);
         }
     }
 
     #[test]
-    fn divergence_names_epoch_and_step() {
+    fn every_optimizer_and_schedule_learns() {
+        let _serial = serial();
+        let cases = [
+            (
+                OptimizerKind::Sgd {
+                    momentum: 0.0,
+                    nesterov: false,
+                },
+                Schedule::Constant,
+                0.5,
+            ),
+            (
+                OptimizerKind::Sgd {
+                    momentum: 0.9,
+                    nesterov: true,
+                },
+                Schedule::Step {
+                    every: 10,
+                    gamma: 0.5,
+                },
+                0.1,
+            ),
+            (
+                OptimizerKind::Adam,
+                Schedule::Cosine {
+                    warmup_epochs: 2,
+                    min_lr: 0.0,
+                },
+                0.05,
+            ),
+            (
+                OptimizerKind::AdamW,
+                Schedule::Exponential { gamma: 0.97 },
+                0.05,
+            ),
+            (
+                OptimizerKind::Adam,
+                Schedule::Plateau {
+                    factor: 0.5,
+                    patience: 2,
+                },
+                0.05,
+            ),
+        ];
+        for (optimizer, schedule, lr) in cases {
+            let settings = TrainSettings {
+                epochs: 30,
+                batch_size: 16,
+                lr,
+                optimizer,
+                schedule,
+                weight_decay: 1e-4,
+                grad_clip: Some(GradClip::Norm(5.0)),
+                ..Default::default()
+            };
+            let t = run(&settings, 0.0, Hooks::default());
+            let accuracy = t.history[t.best_epoch - 1].valid_metrics["accuracy"];
+            assert!(
+                accuracy > 0.95,
+                "{optimizer:?} {schedule:?}: accuracy {accuracy}"
+            );
+        }
+    }
+
+    #[test]
+    fn gradient_accumulation_equals_one_large_batch_under_sgd() {
+        let _serial = serial();
+        let sgd = OptimizerKind::Sgd {
+            momentum: 0.0,
+            nesterov: false,
+        };
+        let large = TrainSettings {
+            epochs: 3,
+            batch_size: 32,
+            lr: 0.3,
+            optimizer: sgd,
+            ..Default::default()
+        };
+        let accumulated = TrainSettings {
+            batch_size: 16,
+            grad_accumulation: 2,
+            ..large.clone()
+        };
+        let (a, b) = (
+            outputs(&run(&large, 0.0, Hooks::default())),
+            outputs(&run(&accumulated, 0.0, Hooks::default())),
+        );
+        let worst = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 1e-5, "max difference {worst}");
+    }
+
+    #[test]
+    fn regression_losses_train() {
+        let _serial = serial();
         let (x, _) = blobs();
-        let y = Targets::Values(vec![f32::INFINITY; 90]);
+        let y = Targets::Values(
+            x.data
+                .chunks(2)
+                .map(|r| (-0.5_f32).mul_add(r[1], r[0]))
+                .collect(),
+        );
+        for loss in [LossKind::Mse, LossKind::Mae, LossKind::Huber] {
+            let settings = TrainSettings {
+                epochs: 40,
+                batch_size: 16,
+                lr: 0.02,
+                loss: Some(loss),
+                ..Default::default()
+            };
+            let s = ModelSpec {
+                kind: ModelKind::Linear,
+                inputs: 2,
+                hidden: vec![],
+                outputs: 1,
+                dropout: 0.0,
+            };
+            let t = fit(
+                s.init::<B>(1, &dev()),
+                (&x, &y),
+                (&x, &y),
+                Task::Regression,
+                &settings,
+                &dev(),
+                Hooks::default(),
+            )
+            .unwrap();
+            let r2 = t.history[t.best_epoch - 1].valid_metrics["r2"];
+            assert!(r2 > 0.99, "{loss:?}: r2 {r2}");
+        }
+        let wrong = TrainSettings {
+            loss: Some(LossKind::CrossEntropy),
+            ..Default::default()
+        };
+        let s = ModelSpec {
+            kind: ModelKind::Linear,
+            inputs: 2,
+            hidden: vec![],
+            outputs: 1,
+            dropout: 0.0,
+        };
+        let err = fit(
+            s.init::<B>(1, &dev()),
+            (&x, &y),
+            (&x, &y),
+            Task::Regression,
+            &wrong,
+            &dev(),
+            Hooks::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::LossMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn divergence_names_epoch_and_step() {
+        let _serial = serial();
+        let (x, _) = blobs();
+        let y = Targets::Values(vec![f32::INFINITY; 96]);
         let s = ModelSpec {
             outputs: 1,
-            ..spec()
+            ..spec(0.0)
         };
-        let model = s.init::<B>(7, &NdArrayDevice::default());
         let settings = TrainSettings {
             epochs: 2,
-            batch_size: 30,
+            batch_size: 32,
             ..Default::default()
         };
         let err = fit(
-            model,
+            s.init::<B>(7, &dev()),
             (&x, &y),
             (&x, &y),
             Task::Regression,
             &settings,
-            &NdArrayDevice::default(),
-            |_| {},
+            &dev(),
+            Hooks::default(),
         )
         .unwrap_err();
         assert!(
@@ -439,34 +1134,142 @@ mod tests {
     }
 
     #[test]
-    fn patience_stops_early_and_keeps_the_best_epoch() {
-        let (x, y) = blobs();
-        // A huge learning rate makes validation loss stop improving quickly.
+    fn early_stopping_restores_the_best_epoch() {
+        let _serial = serial();
+        // A learning rate that grows 3x per epoch makes the validation loss rise after a while.
         let settings = TrainSettings {
-            epochs: 200,
-            batch_size: 90,
-            lr: 5.0,
-            patience: Some(3),
+            epochs: 60,
+            batch_size: 32,
+            lr: 0.01,
+            schedule: Schedule::Exponential { gamma: 3.0 },
+            monitor: Monitor {
+                patience: Some(3),
+                ..Monitor::default()
+            },
             ..Default::default()
         };
-        let model = spec().init::<B>(7, &NdArrayDevice::default());
-        let t = fit(
-            model,
-            (&x, &y),
-            (&x, &y),
-            Task::Classification { classes: 3 },
-            &settings,
-            &NdArrayDevice::default(),
-            |_| {},
-        )
-        .unwrap();
-        assert!(t.history.len() < 200);
+        let t = run(&settings, 0.0, Hooks::default());
+        assert_eq!(t.outcome, Outcome::EarlyStopped);
         assert_eq!(t.history.len(), t.best_epoch + 3);
-        let best = t
-            .history
-            .iter()
-            .map(|h| h.valid_loss)
-            .fold(f64::INFINITY, f64::min);
-        assert!((t.history[t.best_epoch - 1].valid_loss - best).abs() < 1e-12);
+        let last = t.history.last().unwrap().valid_loss;
+        let best = t.history[t.best_epoch - 1].valid_loss;
+        assert!(last > best, "validation loss rose: {best} -> {last}");
+        // The returned weights are the best epoch's, not the last epoch's.
+        let (x, y) = blobs();
+        let Targets::Classes(labels) = y else {
+            unreachable!()
+        };
+        let restored =
+            metrics::classification(&predict(&t.model, &x, TASK, &dev()), &labels)["log_loss"];
+        assert!(
+            (restored - best).abs() < 1e-9,
+            "restored {restored} vs best {best}"
+        );
+        // Monitoring a max metric works too, and an unknown metric is an error.
+        let by_accuracy = TrainSettings {
+            monitor: Monitor {
+                metric: "valid_accuracy".into(),
+                mode: None,
+                patience: Some(3),
+            },
+            ..settings.clone()
+        };
+        assert!(run(&by_accuracy, 0.0, Hooks::default()).best_epoch >= 1);
+        let (x, y) = blobs();
+        let unknown = TrainSettings {
+            monitor: Monitor {
+                metric: "valid_nope".into(),
+                ..Monitor::default()
+            },
+            ..settings
+        };
+        let err = fit(
+            spec(0.0).init::<B>(7, &dev()),
+            (&x, &y),
+            (&x, &y),
+            TASK,
+            &unknown,
+            &dev(),
+            Hooks::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("valid_accuracy"), "{err}");
+    }
+
+    #[test]
+    fn resume_from_any_checkpoint_is_bit_exact() {
+        let _serial = serial();
+        let dir = std::env::temp_dir().join(format!("kiln-resume-{}", std::process::id()));
+        let _ = fs_err::remove_dir_all(&dir);
+        let settings = TrainSettings {
+            epochs: 5,
+            batch_size: 16,
+            lr: 0.02,
+            ..Default::default()
+        };
+        let full = run(
+            &settings,
+            0.2,
+            Hooks {
+                checkpoints: Some(&dir.join("full")),
+                ..Hooks::default()
+            },
+        );
+
+        // Resume from an epoch boundary.
+        let from_epoch = run(
+            &settings,
+            0.2,
+            Hooks {
+                resume: Some(&dir.join("full/epoch-0002")),
+                ..Hooks::default()
+            },
+        );
+        assert_eq!(outputs(&full), outputs(&from_epoch));
+        assert_eq!(full.history, from_epoch.history);
+
+        // Interrupt mid-epoch (as SIGINT does), then resume from that checkpoint.
+        let stop = AtomicBool::new(false);
+        let mut on_step = |p: StepProgress| {
+            if p.epoch == 3 && p.step == 2 {
+                stop.store(true, Ordering::SeqCst);
+            }
+        };
+        let partial = run(
+            &settings,
+            0.2,
+            Hooks {
+                on_step: Box::new(&mut on_step),
+                stop: Some(&stop),
+                checkpoints: Some(&dir.join("cut")),
+                ..Hooks::default()
+            },
+        );
+        assert_eq!(partial.outcome, Outcome::Interrupted);
+        let checkpoint = latest_checkpoint(&dir.join("cut")).unwrap();
+        assert!(
+            checkpoint.ends_with("epoch-0002-step-000002"),
+            "{}",
+            checkpoint.display()
+        );
+        let resumed = run(
+            &settings,
+            0.2,
+            Hooks {
+                resume: Some(&checkpoint),
+                ..Hooks::default()
+            },
+        );
+        assert_eq!(resumed.outcome, Outcome::Completed);
+        assert_eq!(outputs(&full), outputs(&resumed));
+        assert_eq!(full.history, resumed.history);
+        // Byte-identical records.
+        let save = |t: &Trained<B>, name: &str| {
+            let path = dir.join(name);
+            t.model.clone().save_file(&path, &recorder()).unwrap();
+            fs_err::read(path.with_extension("mpk")).unwrap()
+        };
+        assert!(save(&full, "a") == save(&resumed, "b"));
+        fs_err::remove_dir_all(&dir).unwrap();
     }
 }

@@ -18,8 +18,10 @@ impl TargetKind {
     /// The natural task for a column type: numeric columns regress, others classify.
     pub fn infer(column_type: ColumnType) -> Self {
         match column_type {
-            ColumnType::Numeric => TargetKind::Regression,
-            ColumnType::Categorical | ColumnType::Boolean => TargetKind::Classification,
+            ColumnType::Numeric | ColumnType::Datetime => TargetKind::Regression,
+            ColumnType::Categorical | ColumnType::Boolean | ColumnType::Text => {
+                TargetKind::Classification
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod penguins;
+mod training;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -35,23 +36,33 @@ pub(crate) fn scratch() -> tempfile::TempDir {
         .expect("temp dir")
 }
 
-/// `kiln train --json`; panics with kiln's stderr when it fails.
+/// `kiln train PIPELINE --out OUT EXTRA.. --json`; panics with kiln's stderr when it fails.
 pub(crate) fn train(pipeline: &Path, out: &Path, extra: &[&str]) -> (PathBuf, Value) {
     let mut args = vec![
         "train",
         pipeline.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
-        "--json",
     ];
     args.extend_from_slice(extra);
+    train_json(&args)
+}
+
+/// Runs `kiln ARGS --json` (a train command); returns the run directory and its manifest.
+pub(crate) fn train_json(args: &[&str]) -> (PathBuf, Value) {
+    let mut args = args.to_vec();
+    args.push("--json");
     let output = kiln(&args);
     assert!(
         output.status.success(),
         "kiln train failed: {}",
         stderr(&output)
     );
-    let json: Value = serde_json::from_slice(&output.stdout).expect("train --json prints JSON");
+    // JSON lines: one per epoch, then the run.
+    let stdout = String::from_utf8(output.stdout).expect("utf-8 output");
+    let last = stdout.lines().last().expect("train --json prints lines");
+    let json: Value = serde_json::from_str(last).expect("train --json prints JSON lines");
+    assert_eq!(json["event"], "run");
     let run_dir = PathBuf::from(json["run_dir"].as_str().unwrap());
     (run_dir, json["manifest"].clone())
 }

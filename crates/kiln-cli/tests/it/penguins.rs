@@ -239,7 +239,8 @@ fn species_on_wgpu_matches_ndarray() {
         eprintln!("skipping: no wgpu adapter on this machine ({message})");
         return;
     }
-    let gpu: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let gpu: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let accuracy = gpu["manifest"]["metrics"]["test"]["accuracy"]
         .as_f64()
         .unwrap();

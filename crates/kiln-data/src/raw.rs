@@ -1,0 +1,223 @@
+//! The untyped table every reader produces: text columns (missing cells are nulls) plus where
+//! each row came from, so typing errors can name the exact line or row.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, new_null_array};
+use arrow_schema::{DataType, Field, Schema as ArrowSchema};
+
+use crate::{Error, Result, RowLocation};
+
+/// Rows per Arrow batch while reading; batches are also cut at [`BATCH_BYTES`] of text, which
+/// keeps each batch's i32 string offsets far from overflow.
+const BATCH_ROWS: usize = 64 * 1024;
+const BATCH_BYTES: usize = 256 << 20;
+
+/// A data file read as text columns (missing cells are nulls), before typing.
+#[derive(Debug, Clone)]
+pub struct RawTable {
+    pub(crate) path: PathBuf,
+    pub(crate) names: Vec<String>,
+    pub(crate) batches: Vec<RecordBatch>,
+    /// The file line of each row (text formats); `None` for row-indexed formats (Parquet).
+    pub(crate) lines: Option<Vec<usize>>,
+}
+
+impl RawTable {
+    /// The file this table came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Column names in file order.
+    pub fn column_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Number of data rows.
+    pub fn n_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// The Arrow batches: one nullable Utf8 column per name, in order.
+    pub fn batches(&self) -> &[RecordBatch] {
+        &self.batches
+    }
+
+    /// Where data row `row` (0-based) is in the file.
+    pub fn location(&self, row: usize) -> RowLocation {
+        locate(self.lines.as_deref(), row)
+    }
+
+    /// The text cells of column `index`, batch by batch.
+    ///
+    /// # Panics
+    /// Never: readers build only Utf8 columns.
+    pub(crate) fn text_column(&self, index: usize) -> impl Iterator<Item = Option<&str>> {
+        self.batches.iter().flat_map(move |batch| {
+            let array = batch
+                .column(index)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("raw tables hold only Utf8 columns");
+            (0..array.len()).map(move |i| (!array.is_null(i)).then(|| array.value(i)))
+        })
+    }
+}
+
+pub(crate) fn locate(lines: Option<&[usize]>, row: usize) -> RowLocation {
+    match lines {
+        Some(lines) => RowLocation::Line(lines.get(row).copied().unwrap_or_default()),
+        None => RowLocation::Row(row),
+    }
+}
+
+/// Builds a [`RawTable`] row by row, in batches. Columns may be added while reading (JSON Lines
+/// objects need not share keys); earlier rows read them as missing.
+pub(crate) struct TextBuilder<'a> {
+    path: &'a Path,
+    missing: &'a [String],
+    names: Vec<String>,
+    builders: Vec<StringBuilder>,
+    /// Whether the current row has set each column.
+    filled: Vec<bool>,
+    batches: Vec<RecordBatch>,
+    lines: Vec<usize>,
+    rows_in_batch: usize,
+    bytes_in_batch: usize,
+}
+
+impl<'a> TextBuilder<'a> {
+    /// A builder for `names`; `missing` are cell texts read as nulls.
+    pub(crate) fn new(path: &'a Path, names: Vec<String>, missing: &'a [String]) -> Result<Self> {
+        let mut seen = BTreeSet::new();
+        for name in &names {
+            if !seen.insert(name.as_str()) {
+                return Err(Error::DuplicateColumn {
+                    path: path.to_path_buf(),
+                    name: name.clone(),
+                });
+            }
+        }
+        Ok(Self {
+            path,
+            missing,
+            builders: names.iter().map(|_| StringBuilder::new()).collect(),
+            filled: vec![false; names.len()],
+            names,
+            batches: Vec::new(),
+            lines: Vec::new(),
+            rows_in_batch: 0,
+            bytes_in_batch: 0,
+        })
+    }
+
+    /// The index of column `name`, added (missing in every earlier row) when new.
+    pub(crate) fn column_index(&mut self, name: &str) -> usize {
+        if let Some(index) = self.names.iter().position(|n| n == name) {
+            return index;
+        }
+        let mut builder = StringBuilder::new();
+        builder.append_nulls(self.rows_in_batch);
+        self.builders.push(builder);
+        self.filled.push(false);
+        self.names.push(name.to_owned());
+        self.names.len() - 1
+    }
+
+    /// Whether the current row already set column `index`.
+    pub(crate) fn is_filled(&self, index: usize) -> bool {
+        self.filled[index]
+    }
+
+    /// Sets column `index` of the current row; `None` and missing tokens become nulls.
+    pub(crate) fn set(&mut self, index: usize, cell: Option<&str>) {
+        let cell = cell.filter(|text| !self.missing.iter().any(|m| m == text));
+        self.bytes_in_batch += cell.map_or(0, str::len);
+        self.builders[index].append_option(cell);
+        self.filled[index] = true;
+    }
+
+    /// Ends the current row, which starts on file line `line`; unset columns are missing.
+    pub(crate) fn end_row(&mut self, line: usize) -> Result<()> {
+        for (builder, filled) in self.builders.iter_mut().zip(&mut self.filled) {
+            if !*filled {
+                builder.append_null();
+            }
+            *filled = false;
+        }
+        self.lines.push(line);
+        self.rows_in_batch += 1;
+        if self.rows_in_batch >= BATCH_ROWS || self.bytes_in_batch >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.rows_in_batch == 0 {
+            return Ok(());
+        }
+        let arrays: Vec<ArrayRef> = self
+            .builders
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        self.batches
+            .push(text_batch(self.path, &self.names, arrays)?);
+        self.rows_in_batch = 0;
+        self.bytes_in_batch = 0;
+        Ok(())
+    }
+
+    /// The finished table; [`Error::NoRows`] when no row was read.
+    pub(crate) fn finish(mut self) -> Result<RawTable> {
+        self.flush()?;
+        if self.lines.is_empty() {
+            return Err(Error::NoRows {
+                path: self.path.to_path_buf(),
+            });
+        }
+        // Batches read before a column appeared lack it: pad them with nulls.
+        let width = self.names.len();
+        let batches = self
+            .batches
+            .into_iter()
+            .map(|batch| {
+                if batch.num_columns() == width {
+                    return Ok(batch);
+                }
+                let mut arrays = batch.columns().to_vec();
+                arrays.resize_with(width, || new_null_array(&DataType::Utf8, batch.num_rows()));
+                text_batch(self.path, &self.names, arrays)
+            })
+            .collect::<Result<_>>()?;
+        Ok(RawTable {
+            path: self.path.to_path_buf(),
+            names: self.names,
+            batches,
+            lines: Some(self.lines),
+        })
+    }
+}
+
+/// A batch of nullable Utf8 columns called `names`.
+pub(crate) fn text_batch(
+    path: &Path,
+    names: &[String],
+    arrays: Vec<ArrayRef>,
+) -> Result<RecordBatch> {
+    let schema = ArrowSchema::new(
+        names
+            .iter()
+            .map(|n| Field::new(n, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    );
+    RecordBatch::try_new(Arc::new(schema), arrays).map_err(|source| Error::Arrow {
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,140 @@
+//! Picking a reader: the format and compression, from the file name or set outright.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CsvOptions, Error, RawTable, Result};
+
+/// A tabular file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Delimited text (`.csv`, `.tsv`, `.txt`), see [`CsvOptions`].
+    Csv,
+    /// Apache Parquet (`.parquet`, `.pq`).
+    Parquet,
+    /// One JSON object per line (`.jsonl`, `.ndjson`).
+    #[serde(rename = "jsonl")]
+    JsonLines,
+}
+
+/// A compression wrapped around a text format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Plain bytes.
+    None,
+    /// gzip (`.gz`), including concatenated members.
+    Gzip,
+}
+
+impl Format {
+    /// The format and compression that `path`'s extension names (case-insensitive), such as
+    /// `data.csv.gz` → (Csv, Gzip); `None` for an unknown extension.
+    pub fn detect(path: &Path) -> Option<(Format, Compression)> {
+        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        let (stem, compression) = match name.strip_suffix(".gz") {
+            Some(stem) => (stem, Compression::Gzip),
+            None => (name.as_str(), Compression::None),
+        };
+        let extension = stem.rsplit_once('.')?.1;
+        let format = match extension {
+            "csv" | "tsv" | "txt" => Format::Csv,
+            "jsonl" | "ndjson" => Format::JsonLines,
+            "parquet" | "pq" if compression == Compression::None => Format::Parquet,
+            _ => return None,
+        };
+        Some((format, compression))
+    }
+}
+
+/// How to read a data file of any format.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReadOptions {
+    /// The format; `None` picks it from the file name ([`Format::detect`]).
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// The compression; `None` picks it from the file name (`.gz` is gzip).
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    /// CSV settings; its `missing` tokens and `max_field_bytes` apply to every format.
+    #[serde(default)]
+    pub csv: CsvOptions,
+}
+
+/// Reads a CSV, Parquet or JSON Lines file into text columns, ready for
+/// [`infer_schema`](crate::infer_schema) and [`RawTable::conform`]. Typed Parquet and JSON
+/// values become their shortest exact text, so every format types the same way.
+///
+/// # Errors
+/// [`Error::UnknownFormat`] when the format is neither set nor recognisable from the name;
+/// otherwise the reader's errors: [`Error::EmptyFile`], [`Error::NoRows`],
+/// [`Error::DuplicateColumn`], [`Error::RaggedRow`], [`Error::InvalidUtf8`],
+/// [`Error::FieldTooLarge`], [`Error::Json`], [`Error::Gzip`], [`Error::Parquet`],
+/// [`Error::UnsupportedType`], and IO errors naming the path.
+pub fn read_table(path: &Path, options: &ReadOptions) -> Result<RawTable> {
+    let detected = Format::detect(path);
+    let format =
+        options
+            .format
+            .or(detected.map(|(f, _)| f))
+            .ok_or_else(|| Error::UnknownFormat {
+                path: path.to_path_buf(),
+            })?;
+    let compression = options
+        .compression
+        .or(detected.map(|(_, c)| c))
+        .unwrap_or(Compression::None);
+    match format {
+        Format::Csv => crate::csv::read(path, compression, &options.csv),
+        Format::JsonLines => crate::jsonl::read(path, compression, &options.csv),
+        Format::Parquet => crate::pq::read(path, &options.csv),
+    }
+}
+
+/// `path` as buffered bytes, decompressed.
+pub(crate) fn open(path: &Path, compression: Compression) -> Result<Box<dyn BufRead>> {
+    let file = fs_err::File::open(path)?;
+    Ok(match compression {
+        Compression::None => Box::new(BufReader::with_capacity(1 << 16, file)),
+        Compression::Gzip => Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::bufread::MultiGzDecoder::new(BufReader::new(file)),
+        )),
+    })
+}
+
+/// A read failure: a gzip decoding error names the file; plain IO errors already do.
+pub(crate) fn read_error(path: &Path, gz: bool, source: std::io::Error) -> Error {
+    if gz {
+        Error::Gzip {
+            path: path.to_path_buf(),
+            source,
+        }
+    } else {
+        Error::Io(source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_formats_by_extension() {
+        let detect = |name: &str| Format::detect(Path::new(name));
+        assert_eq!(detect("d/x.CSV.gz"), Some((Format::Csv, Compression::Gzip)));
+        assert_eq!(
+            detect("x.parquet"),
+            Some((Format::Parquet, Compression::None))
+        );
+        assert_eq!(
+            detect("x.jsonl"),
+            Some((Format::JsonLines, Compression::None))
+        );
+        assert_eq!(detect("x.xlsx"), None);
+        assert_eq!(detect("csv"), None);
+    }
+}
