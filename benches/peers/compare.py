@@ -4,6 +4,7 @@ samples/s and the ratio kiln / PyTorch for each backend kiln has here.
 
     PY=$(../shared/peers/setup.sh | tail -1)     # a venv with torch
     $PY benches/peers/compare.py                 # from the repository root
+    KILN_BENCH_ARGS="--profile dev" $PY benches/peers/compare.py   # reuse the test build
 
 kiln's figure is criterion's median; PyTorch's is the median of 5 runs of 200 steps. Only
 ratios from one invocation are comparable: the machine is shared.
@@ -19,7 +20,10 @@ CRITERION = os.path.join(ROOT, "target", "criterion", "train_step", "mlp_784_128
 
 
 def kiln():
-    subprocess.run(["cargo", "bench", "-p", "kiln-benches", "--bench", "train_step"], cwd=ROOT, check=True)
+    # KILN_BENCH_ARGS adds cargo flags, e.g. "--profile dev" to reuse a test build (slower code).
+    extra = os.environ.get("KILN_BENCH_ARGS", "").split()
+    cmd = ["cargo", "bench", "--workspace", "--bench", "train_step", *extra]
+    subprocess.run(cmd, cwd=ROOT, check=True)
     out = {}
     for backend in sorted(os.listdir(CRITERION)):
         path = os.path.join(CRITERION, backend, "new", "estimates.json")
