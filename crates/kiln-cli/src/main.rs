@@ -1,5 +1,7 @@
 //! The `kiln` binary: a thin clap layer over kiln-pipeline.
 
+mod data_cmds;
+
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -43,6 +45,9 @@ enum Command {
         /// Overrides `[pipeline] seed`.
         #[arg(long)]
         seed: Option<u64>,
+        /// Reads this data file instead of `[data] source`.
+        #[arg(long, value_name = "FILE")]
+        data: Option<PathBuf>,
         /// JSON lines on stdout (one per epoch, then the run) instead of a bar and a summary.
         #[arg(long)]
         json: bool,
@@ -73,6 +78,32 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a pipeline's data against its `[validate]` rules (exit code 1 when an error rule
+    /// fails).
+    Validate {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// Reads this data file instead of `[data] source`.
+        #[arg(long, value_name = "FILE")]
+        data: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Statistics of every column of a data file: counts, moments, quantiles, top values,
+    /// histograms.
+    Stats {
+        #[command(flatten)]
+        data: data_cmds::DataArgs,
+        /// Print the statistics as JSON (the layout of a run's stats.json).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a data file's inferred schema as a `[data.columns]` table for pipeline.toml.
+    Schema {
+        #[command(flatten)]
+        data: data_cmds::DataArgs,
+    },
 }
 
 fn parse_backend(name: &str) -> Result<BackendKind, String> {
@@ -99,6 +130,7 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
             backend,
             out,
             seed,
+            data,
             json,
         } => {
             let mut config = match (&pipeline, &resume) {
@@ -108,6 +140,9 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
             };
             if let Some(seed) = seed {
                 config.set_seed(seed);
+            }
+            if let Some(data) = data {
+                config.set_source(data);
             }
             if dry_run {
                 return print_dry_run(&config, json);
@@ -132,6 +167,13 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
             backend,
             json,
         } => evaluate(&bundle, &data, backend, json),
+        Command::Validate {
+            pipeline,
+            data,
+            json,
+        } => data_cmds::validate(&pipeline, data, json),
+        Command::Stats { data, json } => data_cmds::stats(&data, json),
+        Command::Schema { data } => data_cmds::schema(&data),
     }
 }
 

@@ -116,6 +116,16 @@ pub enum Error {
         /// The closest column name in the file, if any is close.
         suggestion: Option<String>,
     },
+    /// A column used as a number (e.g. a thresholded target) that is not numeric.
+    #[error("{}: column `{column}` is {}, not numeric", path.display(), column_type.as_str())]
+    NotNumeric {
+        /// The data file.
+        path: PathBuf,
+        /// The column's name.
+        column: String,
+        /// Its type.
+        column_type: ColumnType,
+    },
     /// The file's extension names no known format.
     #[error("{}: unknown data format; expected .csv, .csv.gz, .parquet, .jsonl or .jsonl.gz (or set the format)", path.display())]
     UnknownFormat {

@@ -42,6 +42,6 @@ pub use schema::{
 };
 pub use source::{Compression, Format, ReadOptions, read_table};
 pub use split::{Fold, Split, SplitFractions, SplitHashes, k_fold, stratified_k_fold};
-pub use stats::{DatasetStats, StatsOptions, compute_stats};
+pub use stats::{DatasetStats, StatsOptions, compute_stats, compute_stats_of};
 pub use table::{ColumnRef, Table};
 pub use validate::{Severity, ValidationConfig, ValidationReport, validate};

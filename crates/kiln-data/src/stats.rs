@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use sketches_ddsketch::{Config, DDSketch};
 
+use arrow_array::Array;
+
 use crate::datetime::format_datetime;
 use crate::{ColumnRef, ColumnType, Result, Schema, Table};
 
@@ -164,6 +166,24 @@ pub fn compute_stats(table: &Table, options: &StatsOptions) -> Result<DatasetSta
     Ok(stats.finish())
 }
 
+/// Computes [`DatasetStats`] of only `rows` of `table`, in one pass: the training split's
+/// statistics, which drift checks compare new data against.
+///
+/// # Errors
+/// As [`compute_stats`].
+///
+/// # Panics
+/// When a row is out of bounds (a caller bug).
+pub fn compute_stats_of(
+    table: &Table,
+    rows: &[usize],
+    options: &StatsOptions,
+) -> Result<DatasetStats> {
+    let mut stats = StatsAccumulator::new(table.schema(), options.clone());
+    stats.update_rows(table, rows)?;
+    Ok(stats.finish())
+}
+
 /// Statistics accumulated over tables (chunks of one dataset) that share a schema.
 #[derive(Debug)]
 pub struct StatsAccumulator {
@@ -208,31 +228,50 @@ impl StatsAccumulator {
     /// # Errors
     /// [`Error::MissingColumn`](crate::Error::MissingColumn) when `table` lacks a column.
     pub fn update(&mut self, table: &Table) -> Result<()> {
-        self.rows += table.n_rows();
+        self.add_rows(table, &(0..table.n_rows()))
+    }
+
+    /// Adds only `rows` of `table` (e.g. the training split).
+    ///
+    /// # Errors
+    /// As [`StatsAccumulator::update`].
+    ///
+    /// # Panics
+    /// When a row is out of bounds (a caller bug).
+    pub fn update_rows(&mut self, table: &Table, rows: &[usize]) -> Result<()> {
+        self.add_rows(table, &rows.iter().copied())
+    }
+
+    fn add_rows(
+        &mut self,
+        table: &Table,
+        rows: &(impl ExactSizeIterator<Item = usize> + Clone),
+    ) -> Result<()> {
+        self.rows += rows.len();
         for (name, _, acc) in &mut self.columns {
             let column = table.require(name)?;
             match (acc, column) {
                 (Accumulator::Numeric(acc), ColumnRef::Numeric(values)) => {
-                    for v in values {
-                        acc.add(v);
+                    for r in rows.clone() {
+                        acc.add(values.is_valid(r).then(|| values.value(r)));
                     }
                 }
                 (Accumulator::Numeric(acc), ColumnRef::Datetime(values)) => {
-                    for v in values {
+                    for r in rows.clone() {
                         #[allow(clippy::cast_precision_loss)]
                         // Microsecond timestamps below 2^53 (±285 years from 1970) are exact.
-                        acc.add(v.map(|micros| micros as f64));
+                        acc.add(values.is_valid(r).then(|| values.value(r) as f64));
                     }
                 }
                 (Accumulator::Categorical(acc), column) => {
-                    for row in 0..table.n_rows() {
-                        acc.add(column.text(row).as_deref());
+                    for r in rows.clone() {
+                        acc.add(column.text(r).as_deref());
                     }
                 }
                 (Accumulator::Numeric(acc), column) => {
                     // A table typed differently from the schema: count presence only.
-                    for row in 0..table.n_rows() {
-                        acc.missing += usize::from(column.is_null(row));
+                    for r in rows.clone() {
+                        acc.missing += usize::from(column.is_null(r));
                     }
                 }
             }

@@ -112,6 +112,58 @@ impl Table {
         })
     }
 
+    /// Replaces numeric column `name` by the boolean `name > above` (missing stays missing),
+    /// e.g. to classify whether a delay is above 15 minutes.
+    ///
+    /// # Errors
+    /// [`Error::MissingColumn`]; [`Error::NotNumeric`] when the column is not numeric.
+    pub fn binarize(&self, name: &str, above: f64) -> Result<Table> {
+        let index = self
+            .schema
+            .columns
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| missing_column(&self.path, name, self.schema.names()))?;
+        let Some(values) = self
+            .batch
+            .column(index)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+        else {
+            return Err(Error::NotNumeric {
+                path: self.path.clone(),
+                column: name.to_owned(),
+                column_type: self.schema.columns[index].column_type,
+            });
+        };
+        let flags: BooleanArray = values.iter().map(|v| v.map(|v| v > above)).collect();
+        let mut arrays = self.batch.columns().to_vec();
+        arrays[index] = Arc::new(flags);
+        let mut fields: Vec<Field> = self
+            .batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields[index] = Field::new(name, DataType::Boolean, true);
+        let batch =
+            RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays).map_err(|source| {
+                Error::Arrow {
+                    path: self.path.clone(),
+                    source,
+                }
+            })?;
+        let mut schema = self.schema.clone();
+        schema.columns[index].column_type = ColumnType::Boolean;
+        Ok(Table {
+            path: self.path.clone(),
+            schema,
+            batch,
+            lines: self.lines.clone(),
+        })
+    }
+
     /// The column called `name`, or an error naming the file and the closest column.
     ///
     /// # Errors
@@ -236,22 +288,12 @@ pub(crate) fn parse_bool(text: &str) -> Option<bool> {
 pub(crate) fn missing_column<'a>(
     path: &Path,
     column: &str,
-    available: impl Iterator<Item = impl AsRef<str> + 'a>,
+    available: impl Iterator<Item = &'a (impl AsRef<str> + ?Sized + 'a)>,
 ) -> Error {
-    let suggestion = available
-        .map(|name| {
-            (
-                strsim::jaro_winkler(column, name.as_ref()),
-                name.as_ref().to_owned(),
-            )
-        })
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, name)| name);
     Error::MissingColumn {
         path: path.to_path_buf(),
         column: column.to_owned(),
-        suggestion,
+        suggestion: kiln_core::suggest::closest(column, available),
     }
 }
 
@@ -277,6 +319,29 @@ mod tests {
         let err = raw.conform(&schema, &[]).unwrap_err().to_string();
         assert!(
             err.ends_with("bad.csv: line 4, column `x`: cannot read `abc` as a number"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn binarize_thresholds_a_numeric_column() {
+        let raw = raw("bin.csv", "delay,c\n20,a\n15,b\nNA,c\n-3,d\n");
+        let table = raw
+            .conform(&infer_schema(&raw, 10, &BTreeMap::new()).unwrap(), &[])
+            .unwrap();
+        let flags = table.binarize("delay", 15.0).unwrap();
+        assert_eq!(
+            flags.schema().column("delay").unwrap().column_type,
+            ColumnType::Boolean
+        );
+        let Some(ColumnRef::Boolean(values)) = flags.column("delay") else {
+            panic!("a boolean column")
+        };
+        let got: Vec<Option<bool>> = values.iter().collect();
+        assert_eq!(got, [Some(true), Some(false), None, Some(false)]);
+        let err = table.binarize("c", 1.0).unwrap_err().to_string();
+        assert!(
+            err.ends_with("bin.csv: column `c` is categorical, not numeric"),
             "{err}"
         );
     }

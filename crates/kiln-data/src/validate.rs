@@ -12,7 +12,7 @@
 //! columns.species.allowed = ["Adelie", "Chinstrap", "Gentoo"]
 //! columns.id.unique = true
 //! columns.island.pattern = "[A-Z][a-z]+"           # must match the whole value
-//! columns.sex.max_missing_fraction = { value = 0.05, severity = "warn" }
+//! columns.sex.max_missing = { value = 0.05, severity = "warn" }   # short for max_missing_fraction
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
@@ -86,8 +86,12 @@ pub struct ColumnRules {
     /// The only values a categorical, boolean or text column may hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed: Option<Rule<Vec<String>>>,
-    /// The largest fraction of missing cells.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The largest fraction of missing cells (also spelt `max_missing`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "max_missing"
+    )]
     pub max_missing_fraction: Option<Rule<f64>>,
     /// Whether every present value must differ.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,8 +115,12 @@ pub struct ClassMinimum {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ValidationConfig {
-    /// Missing-fraction limit for each column that sets none itself.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Missing-fraction limit for each column that sets none itself (also `max_missing`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "max_missing"
+    )]
     pub max_missing_fraction: Option<Rule<f64>>,
     /// Fewest rows the dataset may have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +151,32 @@ pub struct RuleFailure {
     pub count: usize,
     /// Where the first few offending rows are (file lines for text formats).
     pub examples: Vec<RowLocation>,
+}
+
+impl std::fmt::Display for RuleFailure {
+    /// `range` on `x`: 3 values outside [0, 10] (first at lines 2, 5, 9)
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}`", self.rule)?;
+        if let Some(column) = &self.column {
+            write!(f, " on `{column}`")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(first) = self.examples.first() {
+            let numbers: Vec<String> = self
+                .examples
+                .iter()
+                .map(|e| e.number().to_string())
+                .collect();
+            let unit = match (first, numbers.len()) {
+                (RowLocation::Line(_), 1) => "line",
+                (RowLocation::Line(_), _) => "lines",
+                (RowLocation::Row(_), 1) => "row index",
+                (RowLocation::Row(_), _) => "row indices",
+            };
+            write!(f, " (first at {unit} {})", numbers.join(", "))?;
+        }
+        Ok(())
+    }
 }
 
 /// The outcome of [`validate`].

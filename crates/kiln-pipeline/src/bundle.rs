@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! bundle/
-//!   bundle.json    format version, schema, CSV options, fitted features, fitted target, model spec
+//!   bundle.json    format version, schema (types, roles), read options, fitted features, fitted
+//!                  target, model spec
 //!   model.mpk      burn record of the weights (full precision)
 //!   manifest.json  the run's manifest
+//!   stats.json     statistics of the training rows (the baseline for drift checks)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -13,7 +15,7 @@ use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::Backend;
 use kiln_core::Matrix;
-use kiln_data::{CsvOptions, Schema, Table};
+use kiln_data::{ColumnRole, CsvOptions, Format, ReadOptions, Schema, Table};
 use kiln_models::{ModelSpec, TabularNet};
 use kiln_train::Task;
 use kiln_transform::{FittedFeatures, FittedTarget};
@@ -35,6 +37,13 @@ pub struct BundleSpec {
     pub schema: Schema,
     /// How input files are read.
     pub csv: CsvOptions,
+    /// The training data's format, for input files whose name does not tell (absent in
+    /// bundles from before it was recorded: the name decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_format: Option<Format>,
+    /// The target is `column > target_above` (a boolean), as `[data] target_above` set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_above: Option<f64>,
     /// Fitted input transforms.
     pub features: FittedFeatures,
     /// Fitted target encoding.
@@ -154,13 +163,36 @@ impl<B: Backend> Predictor<B> {
         &self.spec
     }
 
-    /// Reads a CSV file with the bundle's options and schema; the target may be absent.
+    /// Reads a data file as the training data was read: its format from the file name, else
+    /// the training data's format; the pipeline's CSV options; the bundle's schema. Only
+    /// feature columns must be present (the target, ids, group and time columns may be
+    /// absent); a `target_above` target is derived as in training.
     ///
     /// # Errors
     /// Data errors naming the file, line and column.
     pub fn read(&self, path: &Path) -> Result<Table> {
-        let raw = kiln_data::read_csv(path, &self.spec.csv)?;
-        Ok(raw.conform(&self.spec.schema, &[self.spec.target.name()])?)
+        let options = ReadOptions {
+            format: Format::detect(path)
+                .map(|(format, _)| format)
+                .or(self.spec.data_format),
+            compression: None,
+            csv: self.spec.csv.clone(),
+        };
+        let raw = kiln_data::read_table(path, &options)?;
+        let target = self.spec.target.name();
+        let optional: Vec<&str> = self
+            .spec
+            .schema
+            .columns
+            .iter()
+            .filter(|c| c.role != ColumnRole::Feature || c.name == target)
+            .map(|c| c.name.as_str())
+            .collect();
+        let table = raw.conform(&self.spec.schema, &optional)?;
+        Ok(match self.spec.target_above {
+            Some(above) if table.column(target).is_some() => table.binarize(target, above)?,
+            _ => table,
+        })
     }
 
     /// Predicts `rows` of `table` through exactly the bundle's fitted transforms.

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use kiln_data::{ColumnType, CsvOptions, SplitFractions};
+use kiln_data::{
+    ColumnRole, ColumnSpec, CsvOptions, Format, ReadOptions, SplitFractions, ValidationConfig,
+};
 use kiln_models::ModelKind;
 use kiln_train::{GradClip, LossKind, Monitor, OptimizerKind, Schedule, TrainSettings};
 use kiln_transform::{FeatureConfig, TargetKind};
@@ -23,6 +25,9 @@ pub struct PipelineConfig {
     /// `[split]`.
     #[serde(default)]
     pub split: SplitSection,
+    /// `[validate]`: rules the data must pass before anything is fitted.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub validate: ValidationConfig,
     /// `[features]`.
     #[serde(default)]
     pub features: FeatureConfig,
@@ -53,28 +58,68 @@ fn default_seed() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
-    /// CSV file, relative to the pipeline file.
+    /// Data file, relative to the pipeline file.
     pub source: PathBuf,
+    /// `csv`, `parquet` or `jsonl`; picked from the file name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
     /// Column to predict.
     pub target: String,
+    /// Predict whether the (numeric) target is above this value: a boolean classification
+    /// target derived from the column, e.g. `arr_delay > 15`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_above: Option<f64>,
     /// Inferred from the target's type when absent.
     #[serde(default)]
     pub task: Option<TargetKind>,
-    /// Single-character field delimiter.
+    /// CSV: single-character field delimiter.
     #[serde(default = "default_delimiter")]
     pub delimiter: char,
+    /// CSV: whether the first line names the columns (else `column_1`, `column_2` …).
+    #[serde(default = "default_header", skip_serializing_if = "is_true")]
+    pub header: bool,
+    /// CSV: quote character.
+    #[serde(default = "default_quote", skip_serializing_if = "is_default_quote")]
+    pub quote: char,
+    /// CSV: lines starting with this character are skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<char>,
     /// Cell texts read as missing.
     #[serde(default = "default_missing")]
     pub missing: Vec<String>,
     /// Rows sampled to infer column types.
     #[serde(default = "default_infer_rows")]
     pub infer_rows: usize,
-    /// Column type overrides.
+    /// Per-column type and role: `x = "categorical"` or `x = { type = "text", role = "id" }`
+    /// (also as `[data.columns.x]` tables). Only `feature` columns are model inputs.
     #[serde(default)]
-    pub columns: BTreeMap<String, ColumnType>,
-    /// Columns not used as features (ids, leaks).
+    pub columns: BTreeMap<String, ColumnSpec>,
+    /// Columns not read at all (leaks, junk); the same as `role = "ignore"`.
     #[serde(default)]
     pub drop: Vec<String>,
+}
+
+fn default_header() -> bool {
+    true
+}
+
+// Serde's `skip_serializing_if` passes a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+fn default_quote() -> char {
+    '"'
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_default_quote(value: &char) -> bool {
+    *value == default_quote()
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 fn default_delimiter() -> char {
@@ -97,10 +142,16 @@ pub enum SplitMethod {
     Random,
     /// Per class (classification only).
     Stratified,
+    /// Whole groups (`[split] group = "column"` or the column with role `group`): no group
+    /// has rows in two splits.
+    Group,
+    /// By time (`[split] time = "column"` or the column with role `time`): train holds the
+    /// earliest rows, valid the next, test the latest.
+    Time,
 }
 
 /// `[split]`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SplitSection {
     /// Stratified for classification, random for regression, when absent.
@@ -109,6 +160,12 @@ pub struct SplitSection {
     pub valid: f64,
     /// Test fraction.
     pub test: f64,
+    /// The group column of a `group` split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The time column of a `time` split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
 }
 
 impl Default for SplitSection {
@@ -117,6 +174,8 @@ impl Default for SplitSection {
             method: None,
             valid: 0.15,
             test: 0.2,
+            group: None,
+            time: None,
         }
     }
 }
@@ -364,7 +423,8 @@ pub struct ValidPipelineConfig {
     config_path: PathBuf,
     source: PathBuf,
     fractions: SplitFractions,
-    csv: CsvOptions,
+    read: ReadOptions,
+    split_column: Option<String>,
 }
 
 impl ValidPipelineConfig {
@@ -388,9 +448,43 @@ impl ValidPipelineConfig {
         self.fractions
     }
 
-    /// How to read the data file.
-    pub fn csv(&self) -> &CsvOptions {
-        &self.csv
+    /// How to read the data file (format, CSV options).
+    pub fn read_options(&self) -> &ReadOptions {
+        &self.read
+    }
+
+    /// The group column of a `group` split, or the time column of a `time` split.
+    pub fn split_column(&self) -> Option<&str> {
+        self.split_column.as_deref()
+    }
+
+    /// The role each column plays: `[data.columns]` roles, `drop`ped columns as `ignore`, the
+    /// split's group or time column, and the target.
+    pub fn roles(&self) -> BTreeMap<String, ColumnRole> {
+        let data = &self.raw.data;
+        let mut roles: BTreeMap<String, ColumnRole> = data
+            .columns
+            .iter()
+            .filter_map(|(name, spec)| Some((name.clone(), spec.role()?)))
+            .collect();
+        for name in &data.drop {
+            roles.insert(name.clone(), ColumnRole::Ignore);
+        }
+        if let Some(column) = &self.split_column {
+            let role = if self.raw.split.method == Some(SplitMethod::Group) {
+                ColumnRole::Group
+            } else {
+                ColumnRole::Time
+            };
+            roles.insert(column.clone(), role);
+        }
+        roles.insert(data.target.clone(), ColumnRole::Target);
+        roles
+    }
+
+    /// Reads from `source` instead of `[data] source` (the `--data` flag).
+    pub fn set_source(&mut self, source: PathBuf) {
+        self.source = source;
     }
 
     /// Replaces the seed (the `--seed` flag).
@@ -446,15 +540,43 @@ impl PipelineConfig {
                 "stratified splits need a classification task".into(),
             ));
         }
-        let delimiter = u8::try_from(self.data.delimiter)
-            .ok()
-            .filter(u8::is_ascii)
-            .ok_or_else(|| {
-                invalid(
-                    "data.delimiter",
-                    format!("`{}` is not a single ASCII character", self.data.delimiter),
-                )
-            })?;
+        let ascii = |key: &'static str, c: char| {
+            u8::try_from(c)
+                .ok()
+                .filter(u8::is_ascii)
+                .ok_or_else(|| invalid(key, format!("`{c}` is not a single ASCII character")))
+        };
+        let delimiter = ascii("data.delimiter", self.data.delimiter)?;
+        let quote = ascii("data.quote", self.data.quote)?;
+        let comment = self
+            .data
+            .comment
+            .map(|c| ascii("data.comment", c))
+            .transpose()?;
+        if let Some(above) = self.data.target_above {
+            if !above.is_finite() {
+                return Err(invalid(
+                    "data.target_above",
+                    "must be a finite number".into(),
+                ));
+            }
+            if self.data.task == Some(TargetKind::Regression) {
+                return Err(invalid(
+                    "data.target_above",
+                    "makes a classification target; drop `task = \"regression\"`".into(),
+                ));
+            }
+        }
+        let split_column = self.split_column(&invalid)?;
+        if let Some(column) = &split_column
+            && (*column == self.data.target || self.data.drop.contains(column))
+        {
+            return Err(invalid(
+                "split",
+                format!("splits on `{column}`, which is the target or dropped"),
+            ));
+        }
+        self.check_roles(&invalid)?;
         if self.data.infer_rows == 0 {
             return Err(invalid("data.infer_rows", "must be at least 1".into()));
         }
@@ -476,18 +598,126 @@ impl PipelineConfig {
         .map_err(|e| invalid("model", e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let source = base.join(&self.data.source);
-        let csv = CsvOptions {
-            delimiter,
-            missing: self.data.missing.clone(),
-            ..CsvOptions::default()
+        let read = ReadOptions {
+            format: self.data.format,
+            compression: None,
+            csv: CsvOptions {
+                delimiter,
+                has_header: self.data.header,
+                missing: self.data.missing.clone(),
+                quote,
+                comment,
+                ..CsvOptions::default()
+            },
         };
         Ok(ValidPipelineConfig {
             raw: self,
             config_path: path.to_path_buf(),
             source,
             fractions,
-            csv,
+            read,
+            split_column,
         })
+    }
+
+    /// The column a group or time split keys on: `[split] group`/`time`, else the one column
+    /// with that role in `[data.columns]`.
+    fn split_column(
+        &self,
+        invalid: &dyn Fn(&'static str, String) -> ConfigError,
+    ) -> Result<Option<String>, ConfigError> {
+        let split = &self.split;
+        let (key, role, named, other_key, other) = match split.method {
+            Some(SplitMethod::Group) => (
+                "split.group",
+                ColumnRole::Group,
+                &split.group,
+                "split.time",
+                &split.time,
+            ),
+            Some(SplitMethod::Time) => (
+                "split.time",
+                ColumnRole::Time,
+                &split.time,
+                "split.group",
+                &split.group,
+            ),
+            _ => {
+                if split.group.is_some() {
+                    return Err(invalid("split.group", "needs `method = \"group\"`".into()));
+                }
+                if split.time.is_some() {
+                    return Err(invalid("split.time", "needs `method = \"time\"`".into()));
+                }
+                return Ok(None);
+            }
+        };
+        if other.is_some() {
+            return Err(invalid(
+                other_key,
+                format!("does not apply to `{key}` splits"),
+            ));
+        }
+        let with_role: Vec<&String> = self
+            .data
+            .columns
+            .iter()
+            .filter(|(_, spec)| spec.role() == Some(role))
+            .map(|(name, _)| name)
+            .collect();
+        match (named, with_role.as_slice()) {
+            (Some(name), []) => Ok(Some(name.clone())),
+            (Some(name), [one]) if *one == name => Ok(Some(name.clone())),
+            (None, [one]) => Ok(Some((*one).clone())),
+            (None, []) => Err(invalid(
+                key,
+                format!(
+                    "names no column: set `{key} = \"column\"` or give one column `role = \"{}\"`",
+                    role.as_str()
+                ),
+            )),
+            _ => Err(invalid(
+                key,
+                format!(
+                    "is ambiguous: `{key}` and the columns with `role = \"{}\"` disagree",
+                    role.as_str()
+                ),
+            )),
+        }
+    }
+
+    /// Roles must agree with `data.target` and `data.drop`.
+    fn check_roles(
+        &self,
+        invalid: &dyn Fn(&'static str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        for (name, spec) in &self.data.columns {
+            let Some(role) = spec.role() else { continue };
+            let is_target = *name == self.data.target;
+            if is_target != (role == ColumnRole::Target) {
+                return Err(invalid(
+                    "data.columns",
+                    if is_target {
+                        format!(
+                            "`{name}` is the target; it cannot have role `{}`",
+                            role.as_str()
+                        )
+                    } else {
+                        format!(
+                            "`{name}` has role `target`, but the target is `{}`",
+                            self.data.target
+                        )
+                    },
+                ));
+            }
+            if self.data.drop.contains(name) && role != ColumnRole::Ignore {
+                return Err(invalid(
+                    "data.drop",
+                    format!("drops `{name}`, which has role `{}`", role.as_str()),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -552,6 +782,96 @@ mod tests {
     }
 
     #[test]
+    fn data_section_reads_format_csv_options_and_column_specs() {
+        let c = check(concat!(
+            "format = \"parquet\"\nheader = false\nquote = \"'\"\ncomment = \"#\"\n",
+            "delimiter = \";\"\ntarget_above = 1.5\n",
+            "[data.columns.a]\ntype = \"categorical\"\n[data.columns.b]\nrole = \"id\"\n",
+            "[data.columns.y]\ntype = \"numeric\"\nrole = \"target\"\n",
+        ))
+        .unwrap();
+        let read = c.read_options();
+        assert_eq!(read.format, Some(Format::Parquet));
+        let csv = &read.csv;
+        assert_eq!(
+            (csv.has_header, csv.quote, csv.comment, csv.delimiter),
+            (false, b'\'', Some(b'#'), b';')
+        );
+        assert_eq!(c.raw().data.target_above, Some(1.5));
+        let roles = c.roles();
+        assert_eq!(roles["b"], ColumnRole::Id);
+        assert_eq!(roles["y"], ColumnRole::Target);
+        assert!(!roles.contains_key("a"), "a type alone sets no role");
+        // The short form still parses, as a type.
+        let c = check("columns = { a = \"categorical\" }\ndrop = [\"z\"]\n").unwrap();
+        assert_eq!(
+            c.raw().data.columns["a"],
+            ColumnSpec::Type(kiln_data::ColumnType::Categorical)
+        );
+        assert_eq!(c.roles()["z"], ColumnRole::Ignore);
+    }
+
+    #[test]
+    fn defaults_leave_the_config_json_as_before() {
+        // The config hash of existing pipelines must not change with the new keys.
+        let json = serde_json::to_value(check("").unwrap().raw()).unwrap();
+        let data: Vec<&String> = json["data"].as_object().unwrap().keys().collect();
+        assert_eq!(
+            data,
+            [
+                "columns",
+                "delimiter",
+                "drop",
+                "infer_rows",
+                "missing",
+                "source",
+                "target",
+                "task"
+            ]
+        );
+        assert!(json.get("validate").is_none());
+        let split: Vec<&String> = json["split"].as_object().unwrap().keys().collect();
+        assert_eq!(split, ["method", "test", "valid"]);
+    }
+
+    #[test]
+    fn split_columns_come_from_the_split_or_a_role() {
+        let named = check("[split]\nmethod = \"group\"\ngroup = \"g\"\n").unwrap();
+        assert_eq!(named.split_column(), Some("g"));
+        assert_eq!(named.roles()["g"], ColumnRole::Group);
+        let by_role =
+            check("columns = { t = { role = \"time\" } }\n[split]\nmethod = \"time\"\n").unwrap();
+        assert_eq!(by_role.split_column(), Some("t"));
+        assert_eq!(check("").unwrap().split_column(), None);
+    }
+
+    #[test]
+    fn schema_toml_pastes_into_a_pipeline() {
+        use kiln_data::{ColumnSchema, ColumnType, Schema};
+        let mut id = ColumnSchema::new("row id", ColumnType::Text);
+        id.role = ColumnRole::Id;
+        let schema = Schema {
+            columns: vec![
+                ColumnSchema::new("y", ColumnType::Categorical),
+                ColumnSchema::new("x", ColumnType::Numeric),
+                ColumnSchema::new("when", ColumnType::Datetime),
+                id,
+            ],
+        };
+        let c = check(&schema.to_toml()).unwrap();
+        let columns = &c.raw().data.columns;
+        for column in &schema.columns {
+            assert_eq!(
+                columns[&column.name].column_type(),
+                Some(column.column_type),
+                "{}",
+                column.name
+            );
+        }
+        assert_eq!(c.roles()["row id"], ColumnRole::Id);
+    }
+
+    #[test]
     fn each_rule_is_enforced() {
         let cases = [
             ("[split]\nvalid = 0.5\ntest = 0.5\n", "split"),
@@ -565,6 +885,30 @@ mod tests {
             ),
             ("[model]\nhidden = [0]\n", "model"),
             ("[model]\nkind = \"linear\"\nhidden = [3]\n", "model"),
+            ("[split]\ngroup = \"g\"\n", "split.group"),
+            ("[split]\nmethod = \"random\"\ntime = \"t\"\n", "split.time"),
+            ("[split]\nmethod = \"group\"\n", "split.group"),
+            (
+                "[split]\nmethod = \"time\"\ntime = \"t\"\ngroup = \"g\"\n",
+                "split.group",
+            ),
+            ("[split]\nmethod = \"time\"\ntime = \"y\"\n", "split"),
+            (
+                "columns = { t = { role = \"time\" } }\n[split]\nmethod = \"time\"\ntime = \"u\"\n",
+                "split.time",
+            ),
+            ("columns = { x = { role = \"target\" } }\n", "data.columns"),
+            ("columns = { y = { role = \"id\" } }\n", "data.columns"),
+            (
+                "columns = { x = { role = \"id\" } }\ndrop = [\"x\"]\n",
+                "data.drop",
+            ),
+            ("quote = \"é\"\n", "data.quote"),
+            ("comment = \"→\"\n", "data.comment"),
+            (
+                "target_above = 1.0\ntask = \"regression\"\n",
+                "data.target_above",
+            ),
         ];
         for (extra, key) in cases {
             match check(extra) {

@@ -1,3 +1,4 @@
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// Errors in a pipeline file.
@@ -51,14 +52,8 @@ impl ConfigError {
         if let (Some(rest), Some(line)) = (message.strip_prefix("unknown field `"), line)
             && let Some((key, expected)) = rest.split_once('`')
         {
-            let suggestion = expected
-                .split('`')
-                .skip(1)
-                .step_by(2)
-                .map(|valid| (strsim::jaro_winkler(key, valid), valid))
-                .filter(|(score, _)| *score > 0.7)
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(_, valid)| valid.to_owned());
+            let suggestion =
+                kiln_core::suggest::closest(key, expected.split('`').skip(1).step_by(2));
             return ConfigError::UnknownKey {
                 path: path.to_path_buf(),
                 line,
@@ -138,6 +133,24 @@ pub enum Error {
         /// Classes found.
         classes: usize,
     },
+    /// An error-severity `[validate]` rule failed; nothing was fitted.
+    #[error("{}: validation failed, nothing was fitted:{}", path.display(), list_errors(report))]
+    ValidationFailed {
+        /// The data file.
+        path: PathBuf,
+        /// Every failed rule (warnings too).
+        report: kiln_data::ValidationReport,
+    },
+    /// A row without a value in the column a group or time split keys on.
+    #[error("{}: {row}, column `{column}`: no value to split on (group and time splits need one in every labelled row)", path.display())]
+    MissingSplitKey {
+        /// The data file.
+        path: PathBuf,
+        /// Where the row is.
+        row: kiln_data::RowLocation,
+        /// The split column.
+        column: String,
+    },
     /// `--resume` names something kiln cannot continue from.
     #[error("{}: cannot resume: {reason}", path.display())]
     BadResume {
@@ -167,14 +180,25 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+/// One line per failed error rule, each on its own indented line.
+fn list_errors(report: &kiln_data::ValidationReport) -> String {
+    let mut text = String::new();
+    for failure in report.with_severity(kiln_data::Severity::Error) {
+        // Writing into a String cannot fail.
+        let _ = write!(text, "\n  {failure}");
+    }
+    text
+}
+
 impl Error {
     /// The process exit code for this error: 130 for an interrupt, 1 when the run itself
-    /// failed (divergence, IO), 2 when the user's input (config, data, flags, bundle) is at
-    /// fault.
+    /// failed (divergence, IO) or the data failed a `[validate]` error rule, 2 when the
+    /// user's input (config, data, flags, bundle) cannot be used at all.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Interrupted { .. } => 130,
-            Error::Diverged { .. }
+            Error::ValidationFailed { .. }
+            | Error::Diverged { .. }
             | Error::Train(
                 kiln_train::Error::Diverged { .. } | kiln_train::Error::Checkpoint { .. },
             )

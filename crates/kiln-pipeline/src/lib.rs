@@ -17,12 +17,14 @@
 pub mod bundle;
 pub mod config;
 mod error;
+mod ingest;
 mod predict;
 mod run;
 
 pub use bundle::{BundleSpec, Predictions, Predictor};
 pub use config::{PipelineConfig, ValidPipelineConfig};
 pub use error::{ConfigError, Error, Result};
+pub use ingest::{Ingested, ingest, validate};
 pub use predict::write_predictions_csv;
 pub use run::{
     AnyPredictor, DryRun, Manifest, Observer, RunSummary, SplitRecord, TrainOptions, dry_run,

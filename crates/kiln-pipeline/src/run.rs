@@ -8,9 +8,12 @@ use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use kiln_core::fsx::StagedDir;
-use kiln_core::hash::{FileHash, hash_bytes, hash_file, hash_indices};
+use kiln_core::hash::{FileHash, hash_bytes, hash_indices};
 use kiln_core::{BackendKind, BackendVisitor, DeviceInfo, HostInfo, Matrix};
-use kiln_data::{ColumnRef, ColumnType, Schema, Split, Table};
+use kiln_data::{
+    ColumnRef, ColumnRole, ColumnType, DatasetStats, Schema, Split, StatsOptions, Table,
+    ValidationReport,
+};
 use kiln_models::ModelSpec;
 use kiln_train::{EpochStats, Hooks, Outcome, StepProgress, Task, TrainSettings};
 use kiln_transform::{FeaturePlan, FittedTarget, TargetKind, Targets};
@@ -18,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bundle::{BUNDLE_FORMAT, BundleSpec, Predictions, Predictor, read_json, write_json};
 use crate::config::{SplitMethod, ValidPipelineConfig};
-use crate::{Error, Result};
+use crate::{Error, Ingested, Result};
 
 /// Flags of `kiln train` that override or complement the pipeline file.
 #[derive(Debug, Clone)]
@@ -134,12 +137,20 @@ struct Prepared {
     rows_without_target: usize,
     split: Split,
     split_method: SplitMethod,
+    /// `[validate]`'s report (warnings only: errors stop the run).
+    report: ValidationReport,
+    /// Statistics of the training rows.
+    stats: DatasetStats,
     spec: BundleSpec,
     x: [Matrix; 3],
     y: [Targets; 3],
 }
 
 const SPLIT_NAMES: [&str; 3] = ["train", "valid", "test"];
+
+/// Statistics of the training rows, in the run directory and the bundle: the baseline drift
+/// checks compare new data against.
+const STATS_FILE: &str = "stats.json";
 
 /// Runs the pipeline and commits a new run directory under `options.out_dir`.
 ///
@@ -254,8 +265,11 @@ pub fn train(
         metrics,
     };
     write_json(&staged.path().join("splits.json"), &prepared.split)?;
+    write_json(&staged.path().join("validation.json"), &prepared.report)?;
+    write_json(&staged.path().join(STATS_FILE), &prepared.stats)?;
     if trained.outcome != Outcome::Interrupted {
         write_json(&bundle_dir.join("manifest.json"), &manifest)?;
+        write_json(&bundle_dir.join(STATS_FILE), &prepared.stats)?;
     }
     write_json(&staged.path().join("manifest.json"), &manifest)?;
     let run_dir = staged.commit_numbered()?;
@@ -375,39 +389,18 @@ fn split_rows(split: &Split, index: usize) -> &[usize] {
 fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) -> Result<Prepared> {
     let raw_config = config.raw();
     let clock = Instant::now();
-    let data_hash = hash_file(config.source()).map_err(|e| match e {
-        kiln_core::Error::Io(io) => Error::Data(kiln_data::Error::Io(io)),
-        other => Error::Core(other),
-    })?;
-    let raw = kiln_data::read_csv(config.source(), config.csv())?;
-    let mut schema =
-        kiln_data::infer_schema(&raw, raw_config.data.infer_rows, &raw_config.data.columns)?;
-    if raw
-        .column_names()
-        .iter()
-        .all(|n| *n != raw_config.data.target)
-    {
-        return Err(kiln_data::Error::MissingColumn {
+    let Ingested {
+        table,
+        schema,
+        data_hash,
+        report,
+    } = crate::ingest(config)?;
+    if report.has_errors() {
+        return Err(Error::ValidationFailed {
             path: config.source().to_path_buf(),
-            column: raw_config.data.target.clone(),
-            suggestion: closest(&raw_config.data.target, raw.column_names()),
-        }
-        .into());
+            report,
+        });
     }
-    for dropped in &raw_config.data.drop {
-        if !raw.column_names().contains(dropped) {
-            return Err(kiln_data::Error::MissingColumn {
-                path: config.source().to_path_buf(),
-                column: dropped.clone(),
-                suggestion: closest(dropped, raw.column_names()),
-            }
-            .into());
-        }
-    }
-    schema
-        .columns
-        .retain(|c| !raw_config.data.drop.contains(&c.name));
-    let table = raw.conform(&schema, &[])?;
     timings.insert("ingest".into(), clock.elapsed().as_secs_f64());
 
     let clock = Instant::now();
@@ -422,29 +415,20 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
             target: target_name.to_owned(),
         });
     }
-    let target_type = schema
+    // The table's type: a `target_above` target is already boolean there.
+    let target_type = table
+        .schema()
         .column(target_name)
         .map_or(ColumnType::Categorical, |c| c.column_type);
     let kind = raw_config
         .data
         .task
         .unwrap_or_else(|| TargetKind::infer(target_type));
-    let split_method = raw_config.split.method.unwrap_or(match kind {
-        TargetKind::Classification => SplitMethod::Stratified,
-        TargetKind::Regression => SplitMethod::Random,
-    });
-    let mut rng = kiln_core::rng::stream(raw_config.pipeline.seed, "split");
-    let split = match split_method {
-        SplitMethod::Random => Split::random(&labelled, config.fractions(), &mut rng),
-        SplitMethod::Stratified => {
-            let labels: Vec<String> = labelled
-                .iter()
-                .map(|&r| target_column.text(r).unwrap_or_default())
-                .collect();
-            Split::stratified(&labelled, &labels, config.fractions(), &mut rng)
-        }
-    };
+    let (split, split_method) = crate::ingest::split(config, &table, &labelled, kind)?;
     timings.insert("split".into(), clock.elapsed().as_secs_f64());
+    let clock = Instant::now();
+    let stats = kiln_data::compute_stats_of(&table, &split.train, &StatsOptions::default())?;
+    timings.insert("stats".into(), clock.elapsed().as_secs_f64());
 
     let clock = Instant::now();
     let target = FittedTarget::fit(&table, target_name, kind, &split.train)?;
@@ -456,8 +440,15 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
             classes: classes.len(),
         });
     }
+    // Only feature columns are model inputs (not the target, ids, weights, groups, times).
+    let not_features: Vec<&str> = schema
+        .columns
+        .iter()
+        .filter(|c| c.role != ColumnRole::Feature)
+        .map(|c| c.name.as_str())
+        .collect();
     let features =
-        FeaturePlan::new(&schema, &[target_name], raw_config.features).fit(&table, &split.train)?;
+        FeaturePlan::new(&schema, &not_features, raw_config.features).fit(&table, &split.train)?;
     let model = ModelSpec {
         kind: raw_config.model.kind,
         inputs: features.width(),
@@ -477,7 +468,9 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
     let spec = BundleSpec {
         format: BUNDLE_FORMAT,
         schema,
-        csv: config.csv().clone(),
+        csv: config.read_options().csv.clone(),
+        data_format: config.read_options().format,
+        target_above: raw_config.data.target_above,
         features,
         target,
         model,
@@ -488,19 +481,12 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
         data_hash,
         split,
         split_method,
+        report,
+        stats,
         spec,
         x: x.try_into().expect("three splits"),
         y: y.try_into().expect("three splits"),
     })
-}
-
-fn closest(name: &str, candidates: &[String]) -> Option<String> {
-    candidates
-        .iter()
-        .map(|c| (strsim::jaro_winkler(name, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c.clone())
 }
 
 struct TrainedSummary {

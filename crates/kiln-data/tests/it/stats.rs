@@ -98,3 +98,36 @@ fn statistics_match_exact_values() {
     assert_eq!(back.column("kind"), stats.column("kind"));
     assert_eq!(back.rows, stats.rows);
 }
+
+#[test]
+fn statistics_of_a_row_subset_match_that_subset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("x,kind\n");
+    for i in 0..100_u32 {
+        writeln!(
+            csv,
+            "{},{}",
+            f64::from(i) * 0.5,
+            ["a", "b"][(i % 2) as usize]
+        )
+        .unwrap();
+    }
+    let path = crate::write(dir.path(), "sub.csv", csv.as_bytes());
+    let raw = read_table(&path, &ReadOptions::default()).unwrap();
+    let table = raw
+        .conform(&infer_schema(&raw, 100, &BTreeMap::new()).unwrap(), &[])
+        .unwrap();
+    // The even rows: x = 0, 1, …, 49, all of kind `a`.
+    let rows: Vec<usize> = (0..100).step_by(2).collect();
+    let stats = kiln_data::compute_stats_of(&table, &rows, &StatsOptions::default()).unwrap();
+    assert_eq!(stats.rows, 50);
+    let Summary::Numeric(x) = &stats.column("x").unwrap().summary else {
+        panic!("x is numeric")
+    };
+    assert_eq!((x.min, x.max, x.mean), (Some(0.0), Some(49.0), Some(24.5)));
+    let Summary::Categorical(kind) = &stats.column("kind").unwrap().summary else {
+        panic!("kind is categorical")
+    };
+    assert_eq!(kind.distinct, 1);
+    assert_eq!(kind.top[0].count, 50);
+}

@@ -107,3 +107,22 @@ fn config_mistakes_are_errors() {
     let pattern = validate(&table, &config(r#"columns.code.pattern = "(""#)).unwrap_err();
     assert!(pattern.to_string().contains("invalid pattern"), "{pattern}");
 }
+
+#[test]
+fn failures_read_as_one_line_and_max_missing_is_short_for_the_fraction() {
+    let (_dir, table) = table();
+    let rules = config("columns.len.max_missing = { value = 0.1, severity = \"warn\" }\n");
+    let report = validate(&table, &rules).unwrap();
+    let missing = failure(&report.failures, "max_missing_fraction");
+    assert_eq!(missing.severity, Severity::Warn);
+    assert_eq!(
+        missing.to_string(),
+        "`max_missing_fraction` on `len`: 2 missing values (0.333 of rows), above 0.1 \
+         (first at lines 3, 7)"
+    );
+    let report = validate(&table, &config("min_rows = 10\n")).unwrap();
+    assert_eq!(
+        report.failures[0].to_string(),
+        "`min_rows`: 6 rows, fewer than 10"
+    );
+}
