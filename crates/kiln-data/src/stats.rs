@@ -388,7 +388,9 @@ impl NumericAcc {
             .quantiles
             .iter()
             .filter_map(|&q| {
-                let value = self.sketch.quantile(q).ok()??;
+                // The sketch's estimate may fall past the extremes (by its relative error);
+                // the true quantile cannot, so clamping only brings it closer.
+                let value = self.sketch.quantile(q).ok()??.clamp(self.min, self.max);
                 Some(Quantile { q, value })
             })
             .collect();

@@ -577,3 +577,39 @@ fn data_flag_overrides_the_source_and_target_above_derives_a_class() {
     let scored: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(scored["rows"], 342);
 }
+
+#[test]
+fn the_flights_example_loads_and_validates_before_fitting() {
+    // The real file is too large to commit; 30 rows of its shape must fail `min_rows` only.
+    let dir = scratch();
+    let mut csv = String::from(
+        "year,month,day,dep_time,sched_dep_time,dep_delay,arr_time,sched_arr_time,arr_delay,\
+         carrier,flight,tailnum,origin,dest,air_time,distance,hour,minute,time_hour\n",
+    );
+    for i in 0..30 {
+        writeln!(
+            csv,
+            "2013,1,{d},517,515,2,830,819,{delay},UA,1545,N14228,EWR,IAH,227,1400,5,15,\
+             2013-01-{d:02}T10:00:00Z",
+            d = i % 28 + 1,
+            delay = i * 3 - 20
+        )
+        .unwrap();
+    }
+    let data = dir.path().join("flights.csv");
+    fs_err::write(&data, csv).unwrap();
+    let pipeline = example("../flights/pipeline.toml");
+    let out = kiln(&[
+        "validate",
+        pipeline.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    let table = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{table}{}", stderr(&out));
+    assert!(
+        table.contains("30 rows; 1 error rule(s) and 0 warning rule(s) failed"),
+        "{table}"
+    );
+    assert!(table.contains("30 rows, fewer than 100000"), "{table}");
+}

@@ -102,11 +102,11 @@ fn statistics_match_exact_values() {
 #[test]
 fn statistics_of_a_row_subset_match_that_subset() {
     let dir = tempfile::tempdir().unwrap();
-    let mut csv = String::from("x,kind\n");
+    let mut csv = String::from("x,kind,year\n");
     for i in 0..100_u32 {
         writeln!(
             csv,
-            "{},{}",
+            "{},{},2013",
             f64::from(i) * 0.5,
             ["a", "b"][(i % 2) as usize]
         )
@@ -125,6 +125,17 @@ fn statistics_of_a_row_subset_match_that_subset() {
         panic!("x is numeric")
     };
     assert_eq!((x.min, x.max, x.mean), (Some(0.0), Some(49.0), Some(24.5)));
+    // Quantile estimates stay within the extremes: the sketch alone puts those of a
+    // constant 2013 up to 1% off, past the maximum.
+    let Summary::Numeric(year) = &stats.column("year").unwrap().summary else {
+        panic!("year is numeric")
+    };
+    assert!(
+        year.quantiles
+            .iter()
+            .all(|q| (q.value - 2013.0).abs() < 1e-9),
+        "{year:?}"
+    );
     let Summary::Categorical(kind) = &stats.column("kind").unwrap().summary else {
         panic!("kind is categorical")
     };
