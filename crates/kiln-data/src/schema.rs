@@ -110,7 +110,7 @@ impl ColumnSchema {
 
 /// A per-column setting in a pipeline file: either just a type (`x = "numeric"`) or a type and
 /// a role (`id = { type = "text", role = "id" }`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum ColumnSpec {
     /// A feature of this type.
@@ -129,6 +129,36 @@ pub struct ColumnSettings {
     /// The role; a feature when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<ColumnRole>,
+}
+
+// By hand rather than `untagged`, so a mistake gets the inner error (an unknown type, or an
+// unknown key such as `typ`, which the pipeline's loader turns into a suggestion) instead of
+// "did not match any variant".
+impl<'de> Deserialize<'de> for ColumnSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Spec;
+        impl<'de> serde::de::Visitor<'de> for Spec {
+            type Value = ColumnSpec;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a column type or a table with `type` and/or `role`")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ColumnSpec, E> {
+                use serde::de::IntoDeserializer;
+                ColumnType::deserialize(text.into_deserializer()).map(ColumnSpec::Type)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ColumnSpec, A::Error> {
+                ColumnSettings::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ColumnSpec::Full)
+            }
+        }
+        deserializer.deserialize_any(Spec)
+    }
 }
 
 impl ColumnSpec {

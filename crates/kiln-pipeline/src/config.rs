@@ -774,6 +774,20 @@ mod tests {
             err,
             "dir/pipeline.toml: line 7: unknown key `epoch`; did you mean `epochs`?"
         );
+        let err = check("[data.columns.x]\ntyp = \"numeric\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "dir/pipeline.toml: line 7: unknown key `typ`; did you mean `type`?"
+        );
+        let err = check("columns = { x = \"numerc\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown variant `numerc`, expected one of `numeric`"),
+            "{err}"
+        );
         let err = check("[modle]\nkind = \"mlp\"\n").unwrap_err().to_string();
         assert_eq!(
             err,
