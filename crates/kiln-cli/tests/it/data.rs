@@ -249,6 +249,28 @@ fn roles_decide_what_is_a_feature() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 345);
+
+    // A bundle from before roles were recorded (every column a feature) still loads and
+    // reads input without its target.
+    let spec_path = run_dir.join("bundle/bundle.json");
+    let mut spec = json_file(&spec_path);
+    for column in spec["schema"]["columns"].as_array_mut().unwrap() {
+        column["role"] = json!("feature");
+    }
+    fs_err::write(&spec_path, spec.to_string()).unwrap();
+    let mut without_species = String::new();
+    for line in text.lines() {
+        writeln!(without_species, "{}", line.split_once(',').unwrap().1).unwrap();
+    }
+    let input = dir.path().join("no-species.csv");
+    fs_err::write(&input, without_species).unwrap();
+    let out = kiln(&[
+        "predict",
+        run_dir.join("bundle").to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 345);
 }
 
 #[test]
