@@ -3,7 +3,7 @@
 polars and pandas in one invocation; prints seconds, M rows/s, MB/s and the ratios
 kiln / peer (throughput, so > 1 means kiln is faster).
 
-    cargo build --release -p kiln-data --example ingest      # kiln's side, no burn in its graph
+    cargo build --release --workspace --example ingest       # kiln's side
     $PY benches/peers/ingest.py [--file ../shared/data/flights.csv] [--reps 5]
 
 Every reader runs in its own process, with its default threads (pyarrow and polars use both
@@ -63,7 +63,7 @@ def main():
         print(json.dumps(peer(arg("--child", ""))))
         return
     if not os.path.exists(KILN):
-        sys.exit(f"{KILN} is missing: cargo build --release -p kiln-data --example ingest")
+        sys.exit(f"{KILN} is missing: cargo build --release --workspace --example ingest")
     results = []
     out = subprocess.run([KILN, FILE, str(REPS)], check=True, capture_output=True, text=True)
     results.append(json.loads(out.stdout.strip().splitlines()[-1]))
