@@ -24,6 +24,7 @@ pub mod hash;
 mod host;
 mod matrix;
 pub mod rng;
+pub mod suggest;
 
 pub use backend::{BackendKind, BackendVisitor, DeviceInfo, dispatch};
 pub use error::{Error, Result};

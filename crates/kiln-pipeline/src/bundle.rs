@@ -14,7 +14,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::Backend;
 use kiln_core::Matrix;
 use kiln_data::{CsvOptions, Schema, Table};
-use kiln_models::{ModelSpec, TabularNet};
+use kiln_models::{ModelSpec, Net};
 use kiln_train::Task;
 use kiln_transform::{FittedFeatures, FittedTarget};
 use serde::{Deserialize, Serialize};
@@ -43,22 +43,27 @@ pub struct BundleSpec {
     pub model: ModelSpec,
 }
 
+/// The training task a fitted target implies.
+pub(crate) fn task_of(target: &FittedTarget) -> Task {
+    match target {
+        FittedTarget::Classification { classes, .. } => Task::Classification {
+            classes: classes.len(),
+        },
+        FittedTarget::Regression { .. } => Task::Regression,
+    }
+}
+
 impl BundleSpec {
     /// The training task the target implies.
     pub fn task(&self) -> Task {
-        match &self.target {
-            FittedTarget::Classification { classes, .. } => Task::Classification {
-                classes: classes.len(),
-            },
-            FittedTarget::Regression { .. } => Task::Regression,
-        }
+        task_of(&self.target)
     }
 
     /// Writes the spec and the model record into `dir`.
     ///
     /// # Errors
     /// IO and record errors, naming the file.
-    pub fn save<B: Backend>(&self, dir: &Path, model: &TabularNet<B>) -> Result<()> {
+    pub fn save<B: Backend>(&self, dir: &Path, model: &Net<B>) -> Result<()> {
         write_json(&dir.join(SPEC_FILE), self)?;
         let record = dir.join(RECORD_STEM);
         model
@@ -79,7 +84,7 @@ impl BundleSpec {
 pub struct Predictor<B: Backend> {
     dir: PathBuf,
     spec: BundleSpec,
-    model: TabularNet<B>,
+    model: Net<B>,
     device: B::Device,
 }
 
@@ -159,7 +164,13 @@ impl<B: Backend> Predictor<B> {
     /// # Errors
     /// Data errors naming the file, line and column.
     pub fn read(&self, path: &Path) -> Result<Table> {
-        let raw = kiln_data::read_csv(path, &self.spec.csv)?;
+        let raw = kiln_data::read_table(
+            path,
+            &kiln_data::ReadOptions {
+                csv: self.spec.csv.clone(),
+                ..kiln_data::ReadOptions::default()
+            },
+        )?;
         Ok(raw.conform(&self.spec.schema, &[self.spec.target.name()])?)
     }
 

@@ -11,8 +11,8 @@ use kiln_core::fsx::StagedDir;
 use kiln_core::hash::{FileHash, hash_bytes, hash_file, hash_indices};
 use kiln_core::{BackendKind, BackendVisitor, DeviceInfo, HostInfo, Matrix};
 use kiln_data::{ColumnRef, ColumnType, Schema, Split, Table};
-use kiln_models::ModelSpec;
-use kiln_train::{EpochStats, Hooks, Outcome, StepProgress, Task, TrainSettings};
+use kiln_models::{LayerSummary, ModelKind, ModelSpec};
+use kiln_train::{EpochStats, Hooks, LossKind, Outcome, StepProgress, Task, TrainSettings};
 use kiln_transform::{FeaturePlan, FittedTarget, TargetKind, Targets};
 use serde::{Deserialize, Serialize};
 
@@ -114,8 +114,11 @@ pub struct Manifest {
     pub samples_per_second: f64,
     /// Wall seconds per stage.
     pub timings: BTreeMap<String, f64>,
-    /// Final metrics per split (`valid`, `test`).
+    /// Final metrics per split (`valid`, `test`), as chosen in `[evaluate]`.
     pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Confusion matrix per split (classification): `[true][predicted]` counts in class order.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub confusion: BTreeMap<String, Vec<Vec<usize>>>,
 }
 
 /// What `kiln train` reports.
@@ -195,13 +198,21 @@ pub fn train(
     fs_err::write(staged.path().join("metrics.jsonl"), log)?;
 
     let mut metrics = BTreeMap::new();
+    let mut confusion = BTreeMap::new();
     if trained.outcome != Outcome::Interrupted {
         let evaluate_started = Instant::now();
         let predictor = kiln_core::dispatch(options.backend, LoadVisitor { dir: &bundle_dir })??;
         for (i, name) in SPLIT_NAMES.iter().enumerate().skip(1) {
             let rows = split_rows(&prepared.split, i);
             if !rows.is_empty() {
-                metrics.insert((*name).to_owned(), predictor.score(&prepared.table, rows)?);
+                let scores = predictor.score(&prepared.table, rows)?;
+                metrics.insert(
+                    (*name).to_owned(),
+                    config.raw().evaluate.select(scores.metrics),
+                );
+                if let Some(matrix) = scores.confusion {
+                    confusion.insert((*name).to_owned(), matrix);
+                }
             }
         }
         timings.insert("evaluate".into(), evaluate_started.elapsed().as_secs_f64());
@@ -252,6 +263,7 @@ pub fn train(
         samples_per_second: trained.samples_per_second,
         timings,
         metrics,
+        confusion,
     };
     write_json(&staged.path().join("splits.json"), &prepared.split)?;
     if trained.outcome != Outcome::Interrupted {
@@ -275,6 +287,8 @@ pub fn train(
 pub struct DryRun {
     /// The architecture, with input and output widths from the fitted transforms.
     pub model: ModelSpec,
+    /// Its layers, output shapes and parameter counts.
+    pub layers: Vec<LayerSummary>,
     /// Trainable parameters.
     pub parameters: usize,
     /// The task.
@@ -294,6 +308,7 @@ pub fn dry_run(config: &ValidPipelineConfig) -> Result<DryRun> {
     let spec = &prepared.spec;
     Ok(DryRun {
         model: spec.model.clone(),
+        layers: spec.model.summary(),
         parameters: spec.model.num_params(),
         task: spec.task(),
         features: spec.features.output_names(),
@@ -379,7 +394,13 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
         kiln_core::Error::Io(io) => Error::Data(kiln_data::Error::Io(io)),
         other => Error::Core(other),
     })?;
-    let raw = kiln_data::read_csv(config.source(), config.csv())?;
+    let raw = kiln_data::read_table(
+        config.source(),
+        &kiln_data::ReadOptions {
+            csv: config.csv().clone(),
+            ..kiln_data::ReadOptions::default()
+        },
+    )?;
     let mut schema =
         kiln_data::infer_schema(&raw, raw_config.data.infer_rows, &raw_config.data.columns)?;
     if raw
@@ -390,7 +411,7 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
         return Err(kiln_data::Error::MissingColumn {
             path: config.source().to_path_buf(),
             column: raw_config.data.target.clone(),
-            suggestion: closest(&raw_config.data.target, raw.column_names()),
+            suggestion: kiln_core::suggest::closest(&raw_config.data.target, raw.column_names()),
         }
         .into());
     }
@@ -399,7 +420,7 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
             return Err(kiln_data::Error::MissingColumn {
                 path: config.source().to_path_buf(),
                 column: dropped.clone(),
-                suggestion: closest(dropped, raw.column_names()),
+                suggestion: kiln_core::suggest::closest(dropped, raw.column_names()),
             }
             .into());
         }
@@ -456,16 +477,44 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
             classes: classes.len(),
         });
     }
-    let features =
-        FeaturePlan::new(&schema, &[target_name], raw_config.features).fit(&table, &split.train)?;
-    let model = ModelSpec {
-        kind: raw_config.model.kind,
-        inputs: features.width(),
-        hidden: raw_config.model.hidden.clone(),
-        outputs: target.n_outputs(),
-        dropout: raw_config.model.dropout,
-    };
+    let mut plan = FeaturePlan::new(&schema, &[target_name], raw_config.features);
+    match raw_config.model.kind {
+        ModelKind::Tabular => plan = plan.categorical_as_index(),
+        ModelKind::Cnn => plan = plan.image(raw_config.model.image.map_or(1, |i| i.channels)),
+        ModelKind::Linear | ModelKind::Mlp => {}
+    }
+    let features = plan.fit(&table, &split.train)?;
+    let task = crate::bundle::task_of(&target);
+    let loss = raw_config
+        .train
+        .loss
+        .unwrap_or_else(|| LossKind::default_for(task));
+    let model = raw_config.model.spec(
+        features.width(),
+        loss.outputs(task),
+        &features.index_columns(),
+    );
     model.check()?;
+    let available: &[&str] = match task {
+        Task::Classification { .. } => &kiln_train::metrics::CLASSIFICATION_METRICS,
+        Task::Regression => &kiln_train::metrics::REGRESSION_METRICS,
+    };
+    if let Some(other) = raw_config
+        .evaluate
+        .metrics
+        .iter()
+        .find(|m| !available.contains(&m.as_str()))
+    {
+        return Err(crate::ConfigError::Invalid {
+            path: config.config_path().to_path_buf(),
+            key: "evaluate.metrics",
+            reason: format!(
+                "`{other}` is not a metric of this task; choose from {}",
+                available.join(", ")
+            ),
+        }
+        .into());
+    }
     let mut x = Vec::with_capacity(3);
     let mut y = Vec::with_capacity(3);
     for i in 0..3 {
@@ -492,15 +541,6 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
         x: x.try_into().expect("three splits"),
         y: y.try_into().expect("three splits"),
     })
-}
-
-fn closest(name: &str, candidates: &[String]) -> Option<String> {
-    candidates
-        .iter()
-        .map(|c| (strsim::jaro_winkler(name, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c.clone())
 }
 
 struct TrainedSummary {
@@ -561,6 +601,15 @@ impl BackendVisitor for TrainVisitor<'_> {
 /// Loads a bundle on the dispatched backend (inference needs no autodiff).
 pub(crate) struct LoadVisitor<'a> {
     pub(crate) dir: &'a Path,
+}
+
+/// How well a model predicts rows with known targets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scores {
+    /// Every metric of the task, by name (NaN where undefined, e.g. ROC-AUC of one class).
+    pub metrics: BTreeMap<String, f64>,
+    /// `[true][predicted]` counts in class order (classification).
+    pub confusion: Option<Vec<Vec<usize>>>,
 }
 
 /// A [`Predictor`] whose backend was chosen at run time.
@@ -628,20 +677,27 @@ impl AnyPredictor {
     ///
     /// # Errors
     /// A missing or unknown target on one of `rows`, naming its line.
-    pub fn score(&self, table: &Table, rows: &[usize]) -> Result<BTreeMap<String, f64>> {
+    pub fn score(&self, table: &Table, rows: &[usize]) -> Result<Scores> {
         let target = &self.spec().target;
         let truth = target.encode(table, rows)?;
         Ok(match (self.predict(table, rows)?, truth) {
-            (Predictions::Classes { probabilities, .. }, Targets::Classes(labels)) => {
-                kiln_train::metrics::classification(&probabilities, &labels)
-            }
+            (Predictions::Classes { probabilities, .. }, Targets::Classes(labels)) => Scores {
+                metrics: kiln_train::metrics::classification(&probabilities, &labels),
+                confusion: Some(kiln_train::metrics::confusion_matrix(
+                    &probabilities,
+                    &labels,
+                )),
+            },
             (Predictions::Values(predicted), Targets::Values(_)) => {
                 // Score against the file's values, not the f32 standardized encoding.
                 let ColumnRef::Numeric(values) = table.require(target.name())? else {
                     unreachable!("a regression target is numeric")
                 };
                 let truth: Vec<f64> = rows.iter().map(|&r| values.value(r)).collect();
-                kiln_train::metrics::regression(&predicted, &truth)
+                Scores {
+                    metrics: kiln_train::metrics::regression(&predicted, &truth),
+                    confusion: None,
+                }
             }
             _ => unreachable!("predictions and targets come from one fitted target"),
         })

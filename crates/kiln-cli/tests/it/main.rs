@@ -1,6 +1,7 @@
 //! End-to-end tests of the `kiln` binary on the penguins example.
 
 mod bad_input;
+mod models;
 mod penguins;
 mod training;
 
