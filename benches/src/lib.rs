@@ -15,7 +15,7 @@ pub fn mlp_784_128_64_10() -> ModelSpec {
         inputs: 784,
         hidden: vec![128, 64],
         outputs: 10,
-        dropout: 0.0,
+        ..ModelSpec::default()
     }
 }
 

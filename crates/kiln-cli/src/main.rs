@@ -207,18 +207,20 @@ fn print_dry_run(config: &ValidPipelineConfig, json: bool) -> kiln_pipeline::Res
         )?;
         return Ok(());
     }
-    let m = &plan.model;
-    writeln!(stdout, "model      {} ({:?})", m.kind, plan.task)?;
-    let widths: Vec<usize> = std::iter::once(m.inputs)
-        .chain(m.hidden.iter().copied())
-        .chain([m.outputs])
-        .collect();
-    for (i, pair) in widths.windows(2).enumerate() {
-        let params = pair[0] * pair[1] + pair[1];
+    writeln!(stdout, "model      {} ({:?})", plan.model.kind, plan.task)?;
+    writeln!(
+        stdout,
+        "  {:<56} {:>14} {:>11}",
+        "layer", "output", "parameters"
+    )?;
+    for layer in &plan.layers {
+        let shape: Vec<String> = layer.output.iter().map(ToString::to_string).collect();
         writeln!(
             stdout,
-            "  layer {i}  linear {:>5} -> {:<5} {params:>9} parameters",
-            pair[0], pair[1]
+            "  {:<56} {:>14} {:>11}",
+            layer.layer,
+            format!("[{}]", shape.join(", ")),
+            layer.params
         )?;
     }
     writeln!(stdout, "parameters {}", plan.parameters)?;
@@ -298,10 +300,21 @@ fn train(
         writeln!(stdout, "{text}")?;
         return Ok(());
     }
-    let widths: Vec<String> = std::iter::once(m.model.inputs)
-        .chain(m.model.hidden.iter().copied())
-        .chain([m.model.outputs])
-        .map(|w| w.to_string())
+    // Input width, then each layer's output (`16x14x14` for convolutions).
+    let widths: Vec<String> = std::iter::once(m.model.inputs.to_string())
+        .chain(
+            m.model
+                .summary()
+                .iter()
+                .filter(|l| !l.layer.starts_with("embedding"))
+                .map(|l| {
+                    l.output
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("x")
+                }),
+        )
         .collect();
     writeln!(stdout, "run       {}", summary.run_dir.display())?;
     writeln!(
@@ -388,10 +401,10 @@ fn evaluate(
         .filter(|&r| !target.is_null(r))
         .collect();
     let skipped = table.n_rows() - rows.len();
-    let metrics = predictor.score(&table, &rows)?;
+    let scores = predictor.score(&table, &rows)?;
     let mut stdout = std::io::stdout().lock();
     if json {
-        let text = serde_json::json!({ "rows": rows.len(), "skipped_without_target": skipped, "metrics": metrics });
+        let text = serde_json::json!({ "rows": rows.len(), "skipped_without_target": skipped, "metrics": scores.metrics, "confusion_matrix": scores.confusion });
         writeln!(stdout, "{text:#}")?;
     } else {
         writeln!(
@@ -399,8 +412,18 @@ fn evaluate(
             "rows      {} ({skipped} without a target skipped)",
             rows.len()
         )?;
-        for (k, v) in &metrics {
-            writeln!(stdout, "{k:<9} {v:.4}")?;
+        for (k, v) in &scores.metrics {
+            writeln!(stdout, "{k:<18} {v:.4}")?;
+        }
+        if let Some(matrix) = &scores.confusion {
+            writeln!(
+                stdout,
+                "confusion matrix (rows: true class, columns: predicted)"
+            )?;
+            for row in matrix {
+                let cells: Vec<String> = row.iter().map(|n| format!("{n:>6}")).collect();
+                writeln!(stdout, "  {}", cells.join(""))?;
+            }
         }
     }
     Ok(())

@@ -127,10 +127,18 @@ pub enum Error {
         column_type: ColumnType,
     },
     /// The file's extension names no known format.
-    #[error("{}: unknown data format; expected .csv, .csv.gz, .parquet, .jsonl or .jsonl.gz (or set the format)", path.display())]
+    #[error("{}: unknown data format; expected .csv, .csv.gz, .parquet, .jsonl, .jsonl.gz or an MNIST *-ubyte file (or set the format)", path.display())]
     UnknownFormat {
         /// The data file.
         path: PathBuf,
+    },
+    /// An IDX (MNIST) file that is malformed or cut short.
+    #[error("{}: not a valid IDX file: {reason}", path.display())]
+    Idx {
+        /// The data file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// A gzip stream that is corrupt or cut short.
     #[error("{}: cannot decompress gzip data: {source}", path.display())]

@@ -23,6 +23,7 @@
 mod csv;
 mod datetime;
 mod error;
+mod idx;
 mod jsonl;
 mod pq;
 mod raw;

@@ -18,6 +18,8 @@ pub enum Format {
     /// One JSON object per line (`.jsonl`, `.ndjson`).
     #[serde(rename = "jsonl")]
     JsonLines,
+    /// MNIST's IDX images (`*-images-idx3-ubyte`), with the labels file beside it.
+    Idx,
 }
 
 /// A compression wrapped around a text format.
@@ -39,6 +41,9 @@ impl Format {
             Some(stem) => (stem, Compression::Gzip),
             None => (name.as_str(), Compression::None),
         };
+        if stem.ends_with("-ubyte") {
+            return Some((Format::Idx, compression));
+        }
         let extension = stem.rsplit_once('.')?.1;
         let format = match extension {
             "csv" | "tsv" | "txt" => Format::Csv,
@@ -91,6 +96,7 @@ pub fn read_table(path: &Path, options: &ReadOptions) -> Result<RawTable> {
         Format::Csv => crate::csv::read(path, compression, &options.csv),
         Format::JsonLines => crate::jsonl::read(path, compression, &options.csv),
         Format::Parquet => crate::pq::read(path, &options.csv),
+        Format::Idx => crate::idx::read(path, compression),
     }
 }
 
@@ -133,6 +139,10 @@ mod tests {
         assert_eq!(
             detect("x.jsonl"),
             Some((Format::JsonLines, Compression::None))
+        );
+        assert_eq!(
+            detect("t10k-images-idx3-ubyte.gz"),
+            Some((Format::Idx, Compression::Gzip))
         );
         assert_eq!(detect("x.xlsx"), None);
         assert_eq!(detect("csv"), None);

@@ -22,6 +22,12 @@ pub enum Error {
         /// The layers given.
         hidden: Vec<usize>,
     },
+    /// Parts of the spec that do not fit together.
+    #[error("model: {reason}")]
+    Architecture {
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 use crate::ModelKind;

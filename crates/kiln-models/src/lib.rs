@@ -10,14 +10,16 @@
 //! use burn::module::Module;
 //! use kiln_models::{ModelKind, ModelSpec};
 //!
-//! let spec = ModelSpec { kind: ModelKind::Mlp, inputs: 4, hidden: vec![8], outputs: 3, dropout: 0.0 };
+//! let spec = ModelSpec { kind: ModelKind::Mlp, inputs: 4, hidden: vec![8], outputs: 3, ..ModelSpec::default() };
 //! let model = spec.init::<NdArray>(42, &Default::default());
 //! assert_eq!(model.num_params(), 4 * 8 + 8 + 8 * 3 + 3);
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
-mod tabular;
+mod net;
 
 pub use error::{Error, Result};
-pub use tabular::{ModelKind, ModelSpec, TabularNet};
+pub use net::{
+    Activation, EmbeddingSpec, ImageShape, LayerSummary, ModelKind, ModelSpec, Net, Norm,
+};

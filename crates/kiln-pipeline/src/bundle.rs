@@ -16,7 +16,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::Backend;
 use kiln_core::Matrix;
 use kiln_data::{ColumnRole, CsvOptions, Format, ReadOptions, Schema, Table};
-use kiln_models::{ModelSpec, TabularNet};
+use kiln_models::{ModelSpec, Net};
 use kiln_train::Task;
 use kiln_transform::{FittedFeatures, FittedTarget};
 use serde::{Deserialize, Serialize};
@@ -52,22 +52,27 @@ pub struct BundleSpec {
     pub model: ModelSpec,
 }
 
+/// The training task a fitted target implies.
+pub(crate) fn task_of(target: &FittedTarget) -> Task {
+    match target {
+        FittedTarget::Classification { classes, .. } => Task::Classification {
+            classes: classes.len(),
+        },
+        FittedTarget::Regression { .. } => Task::Regression,
+    }
+}
+
 impl BundleSpec {
     /// The training task the target implies.
     pub fn task(&self) -> Task {
-        match &self.target {
-            FittedTarget::Classification { classes, .. } => Task::Classification {
-                classes: classes.len(),
-            },
-            FittedTarget::Regression { .. } => Task::Regression,
-        }
+        task_of(&self.target)
     }
 
     /// Writes the spec and the model record into `dir`.
     ///
     /// # Errors
     /// IO and record errors, naming the file.
-    pub fn save<B: Backend>(&self, dir: &Path, model: &TabularNet<B>) -> Result<()> {
+    pub fn save<B: Backend>(&self, dir: &Path, model: &Net<B>) -> Result<()> {
         write_json(&dir.join(SPEC_FILE), self)?;
         let record = dir.join(RECORD_STEM);
         model
@@ -88,7 +93,7 @@ impl BundleSpec {
 pub struct Predictor<B: Backend> {
     dir: PathBuf,
     spec: BundleSpec,
-    model: TabularNet<B>,
+    model: Net<B>,
     device: B::Device,
 }
 

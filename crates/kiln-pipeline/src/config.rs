@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use kiln_data::{
     ColumnRole, ColumnSpec, CsvOptions, Format, ReadOptions, SplitFractions, ValidationConfig,
 };
-use kiln_models::ModelKind;
+use kiln_models::{Activation, EmbeddingSpec, ImageShape, ModelKind, ModelSpec, Norm};
 use kiln_train::{GradClip, LossKind, Monitor, OptimizerKind, Schedule, TrainSettings};
 use kiln_transform::{FeatureConfig, TargetKind};
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,30 @@ pub struct PipelineConfig {
     /// `[train]`.
     #[serde(default)]
     pub train: TrainSection,
+    /// `[evaluate]`.
+    #[serde(default)]
+    pub evaluate: EvaluateSection,
+}
+
+/// `[evaluate]`: what is reported for the valid and test splits.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvaluateSection {
+    /// Metric names (e.g. `["accuracy", "f1_macro", "roc_auc"]`); every metric of the task
+    /// when empty.
+    pub metrics: Vec<String>,
+}
+
+impl EvaluateSection {
+    /// Keeps the chosen metrics of `all` (all of them when none are chosen).
+    pub fn select(&self, all: BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+        if self.metrics.is_empty() {
+            return all;
+        }
+        all.into_iter()
+            .filter(|(name, _)| self.metrics.contains(name))
+            .collect()
+    }
 }
 
 /// `[pipeline]`: identity and seed.
@@ -184,12 +208,26 @@ impl Default for SplitSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSection {
-    /// `linear` (linear / logistic / softmax regression) or `mlp`.
+    /// `linear` (linear / logistic / softmax regression), `mlp`, `tabular` (embeddings for
+    /// categorical columns, then an MLP) or `cnn`.
     pub kind: ModelKind,
-    /// Hidden layer widths (mlp).
+    /// Hidden layer widths (not for linear).
     pub hidden: Vec<usize>,
     /// Dropout after hidden layers.
     pub dropout: f64,
+    /// `relu`, `gelu`, `silu` or `tanh`.
+    pub activation: Activation,
+    /// `none`, `batch` or `layer`.
+    pub norm: Norm,
+    /// Skip connections around hidden layers whose input and output widths agree.
+    pub residual: bool,
+    /// Embedding width of every categorical column (tabular); fast.ai's rule of thumb,
+    /// `min(600, round(1.6 · n^0.56))` for `n` categories, when absent.
+    pub embedding_dim: Option<usize>,
+    /// Output channels of each convolution block (cnn).
+    pub conv: Vec<usize>,
+    /// The image the feature columns hold, channel-major: `{ channels, height, width }` (cnn).
+    pub image: Option<ImageShape>,
 }
 
 impl Default for ModelSection {
@@ -198,6 +236,51 @@ impl Default for ModelSection {
             kind: ModelKind::Mlp,
             hidden: vec![64, 32],
             dropout: 0.0,
+            activation: Activation::Relu,
+            norm: Norm::None,
+            residual: false,
+            embedding_dim: None,
+            conv: Vec::new(),
+            image: None,
+        }
+    }
+}
+
+impl ModelSection {
+    /// The architecture for `inputs` feature columns and `outputs` outputs, with an embedding
+    /// for each `(column, cardinality)` of `index_columns`.
+    pub fn spec(
+        &self,
+        inputs: usize,
+        outputs: usize,
+        index_columns: &[(usize, usize)],
+    ) -> ModelSpec {
+        let conv = if self.kind == ModelKind::Cnn && self.conv.is_empty() {
+            vec![16, 32]
+        } else {
+            self.conv.clone()
+        };
+        ModelSpec {
+            kind: self.kind,
+            inputs,
+            hidden: self.hidden.clone(),
+            outputs,
+            dropout: self.dropout,
+            activation: self.activation,
+            norm: self.norm,
+            residual: self.residual,
+            embeddings: index_columns
+                .iter()
+                .map(|&(column, cardinality)| EmbeddingSpec {
+                    column,
+                    cardinality,
+                    dim: self
+                        .embedding_dim
+                        .unwrap_or_else(|| EmbeddingSpec::default_dim(cardinality)),
+                })
+                .collect(),
+            image: self.image,
+            conv,
         }
     }
 }
@@ -587,15 +670,38 @@ impl PipelineConfig {
                 format!("drops the target `{}`", self.data.target),
             ));
         }
-        kiln_models::ModelSpec {
-            kind: self.model.kind,
-            inputs: 1,
-            hidden: self.model.hidden.clone(),
-            outputs: 1,
-            dropout: self.model.dropout,
+        // The feature width is known only after fitting; an image fixes it.
+        let inputs = self
+            .model
+            .image
+            .map_or(1, |i| i.channels * i.height * i.width);
+        self.model
+            .spec(inputs, 1, &[])
+            .check()
+            .map_err(|e| invalid("model", e.to_string()))?;
+        if self.model.embedding_dim == Some(0) {
+            return Err(invalid("model.embedding_dim", "must be at least 1".into()));
         }
-        .check()
-        .map_err(|e| invalid("model", e.to_string()))?;
+        let known = kiln_train::metrics::CLASSIFICATION_METRICS
+            .iter()
+            .chain(&kiln_train::metrics::REGRESSION_METRICS);
+        if let Some(unknown) = self
+            .evaluate
+            .metrics
+            .iter()
+            .find(|m| !known.clone().any(|k| k == m))
+        {
+            let names: Vec<String> = known.map(|k| (*k).to_owned()).collect();
+            return Err(invalid(
+                "evaluate.metrics",
+                format!(
+                    "unknown metric `{unknown}`{}; known: {}",
+                    kiln_core::suggest::closest(unknown, &names)
+                        .map_or(String::new(), |s| format!(" (did you mean `{s}`?)")),
+                    names.join(", ")
+                ),
+            ));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let source = base.join(&self.data.source);
         let read = ReadOptions {
@@ -923,6 +1029,10 @@ mod tests {
                 "target_above = 1.0\ntask = \"regression\"\n",
                 "data.target_above",
             ),
+            ("[model]\nkind = \"cnn\"\n", "model"),
+            ("[model]\nconv = [8]\n", "model"),
+            ("[model]\nembedding_dim = 0\n", "model.embedding_dim"),
+            ("[evaluate]\nmetrics = [\"acuracy\"]\n", "evaluate.metrics"),
         ];
         for (extra, key) in cases {
             match check(extra) {

@@ -27,6 +27,6 @@ pub use error::{ConfigError, Error, Result};
 pub use ingest::{Ingested, ingest, validate};
 pub use predict::write_predictions_csv;
 pub use run::{
-    AnyPredictor, DryRun, Manifest, Observer, RunSummary, SplitRecord, TrainOptions, dry_run,
-    resume_config, train,
+    AnyPredictor, DryRun, Manifest, Observer, RunSummary, Scores, SplitRecord, TrainOptions,
+    dry_run, resume_config, train,
 };

@@ -14,8 +14,8 @@ use kiln_data::{
     ColumnRef, ColumnRole, ColumnType, DatasetStats, Schema, Split, StatsOptions, Table,
     ValidationReport,
 };
-use kiln_models::ModelSpec;
-use kiln_train::{EpochStats, Hooks, Outcome, StepProgress, Task, TrainSettings};
+use kiln_models::{LayerSummary, ModelKind, ModelSpec};
+use kiln_train::{EpochStats, Hooks, LossKind, Outcome, StepProgress, Task, TrainSettings};
 use kiln_transform::{FeaturePlan, FittedTarget, TargetKind, Targets};
 use serde::{Deserialize, Serialize};
 
@@ -117,8 +117,11 @@ pub struct Manifest {
     pub samples_per_second: f64,
     /// Wall seconds per stage.
     pub timings: BTreeMap<String, f64>,
-    /// Final metrics per split (`valid`, `test`).
+    /// Final metrics per split (`valid`, `test`), as chosen in `[evaluate]`.
     pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Confusion matrix per split (classification): `[true][predicted]` counts in class order.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub confusion: BTreeMap<String, Vec<Vec<usize>>>,
 }
 
 /// What `kiln train` reports.
@@ -206,13 +209,21 @@ pub fn train(
     fs_err::write(staged.path().join("metrics.jsonl"), log)?;
 
     let mut metrics = BTreeMap::new();
+    let mut confusion = BTreeMap::new();
     if trained.outcome != Outcome::Interrupted {
         let evaluate_started = Instant::now();
         let predictor = kiln_core::dispatch(options.backend, LoadVisitor { dir: &bundle_dir })??;
         for (i, name) in SPLIT_NAMES.iter().enumerate().skip(1) {
             let rows = split_rows(&prepared.split, i);
             if !rows.is_empty() {
-                metrics.insert((*name).to_owned(), predictor.score(&prepared.table, rows)?);
+                let scores = predictor.score(&prepared.table, rows)?;
+                metrics.insert(
+                    (*name).to_owned(),
+                    config.raw().evaluate.select(scores.metrics),
+                );
+                if let Some(matrix) = scores.confusion {
+                    confusion.insert((*name).to_owned(), matrix);
+                }
             }
         }
         timings.insert("evaluate".into(), evaluate_started.elapsed().as_secs_f64());
@@ -263,6 +274,7 @@ pub fn train(
         samples_per_second: trained.samples_per_second,
         timings,
         metrics,
+        confusion,
     };
     write_json(&staged.path().join("splits.json"), &prepared.split)?;
     write_json(&staged.path().join("validation.json"), &prepared.report)?;
@@ -289,6 +301,8 @@ pub fn train(
 pub struct DryRun {
     /// The architecture, with input and output widths from the fitted transforms.
     pub model: ModelSpec,
+    /// Its layers, output shapes and parameter counts.
+    pub layers: Vec<LayerSummary>,
     /// Trainable parameters.
     pub parameters: usize,
     /// The task.
@@ -308,6 +322,7 @@ pub fn dry_run(config: &ValidPipelineConfig) -> Result<DryRun> {
     let spec = &prepared.spec;
     Ok(DryRun {
         model: spec.model.clone(),
+        layers: spec.model.summary(),
         parameters: spec.model.num_params(),
         task: spec.task(),
         features: spec.features.output_names(),
@@ -447,16 +462,44 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
         .filter(|c| c.role != ColumnRole::Feature)
         .map(|c| c.name.as_str())
         .collect();
-    let features =
-        FeaturePlan::new(&schema, &not_features, raw_config.features).fit(&table, &split.train)?;
-    let model = ModelSpec {
-        kind: raw_config.model.kind,
-        inputs: features.width(),
-        hidden: raw_config.model.hidden.clone(),
-        outputs: target.n_outputs(),
-        dropout: raw_config.model.dropout,
-    };
+    let mut plan = FeaturePlan::new(&schema, &not_features, raw_config.features);
+    match raw_config.model.kind {
+        ModelKind::Tabular => plan = plan.categorical_as_index(),
+        ModelKind::Cnn => plan = plan.image(raw_config.model.image.map_or(1, |i| i.channels)),
+        ModelKind::Linear | ModelKind::Mlp => {}
+    }
+    let features = plan.fit(&table, &split.train)?;
+    let task = crate::bundle::task_of(&target);
+    let loss = raw_config
+        .train
+        .loss
+        .unwrap_or_else(|| LossKind::default_for(task));
+    let model = raw_config.model.spec(
+        features.width(),
+        loss.outputs(task),
+        &features.index_columns(),
+    );
     model.check()?;
+    let available: &[&str] = match task {
+        Task::Classification { .. } => &kiln_train::metrics::CLASSIFICATION_METRICS,
+        Task::Regression => &kiln_train::metrics::REGRESSION_METRICS,
+    };
+    if let Some(other) = raw_config
+        .evaluate
+        .metrics
+        .iter()
+        .find(|m| !available.contains(&m.as_str()))
+    {
+        return Err(crate::ConfigError::Invalid {
+            path: config.config_path().to_path_buf(),
+            key: "evaluate.metrics",
+            reason: format!(
+                "`{other}` is not a metric of this task; choose from {}",
+                available.join(", ")
+            ),
+        }
+        .into());
+    }
     let mut x = Vec::with_capacity(3);
     let mut y = Vec::with_capacity(3);
     for i in 0..3 {
@@ -549,6 +592,15 @@ pub(crate) struct LoadVisitor<'a> {
     pub(crate) dir: &'a Path,
 }
 
+/// How well a model predicts rows with known targets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scores {
+    /// Every metric of the task, by name (NaN where undefined, e.g. ROC-AUC of one class).
+    pub metrics: BTreeMap<String, f64>,
+    /// `[true][predicted]` counts in class order (classification).
+    pub confusion: Option<Vec<Vec<usize>>>,
+}
+
 /// A [`Predictor`] whose backend was chosen at run time.
 pub struct AnyPredictor(Box<dyn ErasedPredictor>);
 
@@ -614,20 +666,27 @@ impl AnyPredictor {
     ///
     /// # Errors
     /// A missing or unknown target on one of `rows`, naming its line.
-    pub fn score(&self, table: &Table, rows: &[usize]) -> Result<BTreeMap<String, f64>> {
+    pub fn score(&self, table: &Table, rows: &[usize]) -> Result<Scores> {
         let target = &self.spec().target;
         let truth = target.encode(table, rows)?;
         Ok(match (self.predict(table, rows)?, truth) {
-            (Predictions::Classes { probabilities, .. }, Targets::Classes(labels)) => {
-                kiln_train::metrics::classification(&probabilities, &labels)
-            }
+            (Predictions::Classes { probabilities, .. }, Targets::Classes(labels)) => Scores {
+                metrics: kiln_train::metrics::classification(&probabilities, &labels),
+                confusion: Some(kiln_train::metrics::confusion_matrix(
+                    &probabilities,
+                    &labels,
+                )),
+            },
             (Predictions::Values(predicted), Targets::Values(_)) => {
                 // Score against the file's values, not the f32 standardized encoding.
                 let ColumnRef::Numeric(values) = table.require(target.name())? else {
                     unreachable!("a regression target is numeric")
                 };
                 let truth: Vec<f64> = rows.iter().map(|&r| values.value(r)).collect();
-                kiln_train::metrics::regression(&predicted, &truth)
+                Scores {
+                    metrics: kiln_train::metrics::regression(&predicted, &truth),
+                    confusion: None,
+                }
             }
             _ => unreachable!("predictions and targets come from one fitted target"),
         })

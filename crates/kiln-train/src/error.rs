@@ -39,6 +39,14 @@ pub enum Error {
     /// Nothing to train on.
     #[error("the training set is empty")]
     EmptyTrainingSet,
+    /// A model whose output width does not fit the task and loss.
+    #[error("the model has {found} outputs, but the task and loss need {expected}")]
+    OutputWidth {
+        /// Outputs needed.
+        expected: usize,
+        /// Outputs of the model.
+        found: usize,
+    },
     /// Targets of the wrong kind for the task.
     #[error("targets do not match the task: {task:?}")]
     TargetMismatch {

@@ -5,15 +5,16 @@ use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
 use burn::nn::loss::{
-    CrossEntropyLoss, CrossEntropyLossConfig, HuberLossConfig, MseLoss, Reduction,
+    BinaryCrossEntropyLoss, BinaryCrossEntropyLossConfig, CrossEntropyLoss, CrossEntropyLossConfig,
+    HuberLossConfig, MseLoss, Reduction,
 };
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
-use burn::tensor::activation::softmax;
+use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use kiln_core::Matrix;
-use kiln_models::TabularNet;
+use kiln_models::Net;
 use kiln_transform::Targets;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,8 @@ pub enum Task {
 pub enum LossKind {
     /// Softmax cross-entropy (classification).
     CrossEntropy,
+    /// Binary cross-entropy on one logit, the positive class's (two classes).
+    BinaryCrossEntropy,
     /// Mean squared error (regression).
     Mse,
     /// Mean absolute error (regression).
@@ -56,10 +59,23 @@ impl LossKind {
             (self, task),
             (LossKind::CrossEntropy, Task::Classification { .. })
                 | (
+                    LossKind::BinaryCrossEntropy,
+                    Task::Classification { classes: 2 }
+                )
+                | (
                     LossKind::Mse | LossKind::Mae | LossKind::Huber,
                     Task::Regression
                 )
         )
+    }
+
+    /// Model outputs the loss needs for `task`: one logit per class, one for binary
+    /// cross-entropy, one value for regression.
+    pub fn outputs(self, task: Task) -> usize {
+        match (self, task) {
+            (LossKind::CrossEntropy, Task::Classification { classes }) => classes,
+            _ => 1,
+        }
     }
 
     /// The default loss of a task.
@@ -248,7 +264,7 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Trained<B: AutodiffBackend> {
     /// The weights of the best epoch, ready for inference.
-    pub model: TabularNet<B::InnerBackend>,
+    pub model: Net<B::InnerBackend>,
     /// The epoch those weights come from.
     pub best_epoch: usize,
     /// Every epoch completed.
@@ -310,12 +326,13 @@ impl<B: Backend> DeviceTargets<B> {
 /// One training step: forward, loss, backward, optimizer update (after `grad_accumulation`
 /// batches). The unit the hot-loop benchmark measures.
 pub struct Stepper<B: AutodiffBackend> {
-    optim: AnyOptimizer<B, TabularNet<B>>,
+    optim: AnyOptimizer<B, Net<B>>,
     loss: LossKind,
     cross_entropy: Option<CrossEntropyLoss<B>>,
+    binary_cross_entropy: Option<BinaryCrossEntropyLoss<B>>,
     huber_delta: f32,
     accumulation: usize,
-    accumulator: GradientsAccumulator<TabularNet<B>>,
+    accumulator: GradientsAccumulator<Net<B>>,
     pending: usize,
 }
 
@@ -329,15 +346,20 @@ impl<B: AutodiffBackend> Stepper<B> {
         if !loss.fits(task) {
             return Err(Error::LossMismatch { loss, task });
         }
+        #[allow(clippy::cast_possible_truncation)] // burn's smoothing is f32.
+        let smoothing = (settings.label_smoothing > 0.0).then_some(settings.label_smoothing as f32);
         let cross_entropy = (loss == LossKind::CrossEntropy).then(|| {
-            let mut config =
-                CrossEntropyLossConfig::new().with_weights(settings.class_weights.clone());
-            if settings.label_smoothing > 0.0 {
-                #[allow(clippy::cast_possible_truncation)] // burn's smoothing is f32.
-                let alpha = settings.label_smoothing as f32;
-                config = config.with_smoothing(Some(alpha));
-            }
-            config.init(device)
+            CrossEntropyLossConfig::new()
+                .with_weights(settings.class_weights.clone())
+                .with_smoothing(smoothing)
+                .init(device)
+        });
+        let binary_cross_entropy = (loss == LossKind::BinaryCrossEntropy).then(|| {
+            BinaryCrossEntropyLossConfig::new()
+                .with_weights(settings.class_weights.clone())
+                .with_smoothing(smoothing)
+                .with_logits(true)
+                .init(device)
         });
         #[allow(clippy::cast_possible_truncation)] // Huber's delta is an f32 like the outputs.
         let huber_delta = settings.huber_delta as f32;
@@ -349,6 +371,7 @@ impl<B: AutodiffBackend> Stepper<B> {
             ),
             loss,
             cross_entropy,
+            binary_cross_entropy,
             huber_delta,
             accumulation: settings.grad_accumulation.max(1),
             accumulator: GradientsAccumulator::new(),
@@ -363,15 +386,16 @@ impl<B: AutodiffBackend> Stepper<B> {
     /// - x: `[batch, inputs]`; targets: `[batch]` classes or `[batch, 1]` values
     pub fn step(
         &mut self,
-        model: TabularNet<B>,
+        model: Net<B>,
         x: Tensor<B, 2>,
         targets: DeviceTargets<B>,
         lr: f64,
-    ) -> (TabularNet<B>, Tensor<B, 1>) {
+    ) -> (Net<B>, Tensor<B, 1>) {
         let output = model.forward(x);
-        let loss = match (targets, &self.cross_entropy) {
-            (DeviceTargets::Classes(t), Some(ce)) => ce.forward(output, t),
-            (DeviceTargets::Values(t), _) => match self.loss {
+        let loss = match (targets, &self.cross_entropy, &self.binary_cross_entropy) {
+            (DeviceTargets::Classes(t), Some(ce), _) => ce.forward(output, t),
+            (DeviceTargets::Classes(t), _, Some(bce)) => bce.forward(output.flatten::<1>(0, 1), t),
+            (DeviceTargets::Values(t), ..) => match self.loss {
                 LossKind::Mae => (output - t).abs().mean().reshape([1]),
                 LossKind::Huber => HuberLossConfig::new(self.huber_delta).init().forward(
                     output,
@@ -380,7 +404,7 @@ impl<B: AutodiffBackend> Stepper<B> {
                 ),
                 _ => MseLoss::new().forward(output, t, Reduction::Mean),
             },
-            (DeviceTargets::Classes(_), None) => {
+            (DeviceTargets::Classes(_), None, None) => {
                 unreachable!("Stepper::new checked the loss fits the task")
             }
         };
@@ -404,7 +428,7 @@ impl<B: AutodiffBackend> Stepper<B> {
     }
 
     /// Applies gradients still accumulated (at the end of an epoch).
-    pub fn flush(&mut self, model: TabularNet<B>, lr: f64) -> TabularNet<B> {
+    pub fn flush(&mut self, model: Net<B>, lr: f64) -> Net<B> {
         if self.pending == 0 {
             return model;
         }
@@ -463,7 +487,7 @@ fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
 /// Only on a backend that returns loss data of another length than asked (a burn bug).
 #[allow(clippy::too_many_arguments)]
 pub fn fit<B: AutodiffBackend>(
-    mut model: TabularNet<B>,
+    mut model: Net<B>,
     train: (&Matrix, &Targets),
     valid: (&Matrix, &Targets),
     task: Task,
@@ -488,6 +512,13 @@ pub fn fit<B: AutodiffBackend>(
         _ => return Err(Error::TargetMismatch { task }),
     };
     let mut stepper = Stepper::new(settings, task, device)?;
+    let expected = stepper.loss.outputs(task);
+    if model.outputs() != expected {
+        return Err(Error::OutputWidth {
+            expected,
+            found: model.outputs(),
+        });
+    }
     let batch_size = settings.batch_size.max(1);
     let steps_per_epoch = x.rows.div_ceil(batch_size);
     let mode = settings
@@ -506,7 +537,7 @@ pub fn fit<B: AutodiffBackend>(
         train_seconds: 0.0,
         samples: 0,
     };
-    let mut best_model: Option<TabularNet<B::InnerBackend>> = None;
+    let mut best_model: Option<Net<B::InnerBackend>> = None;
     if let Some(dir) = hooks.resume {
         let checkpoint_error = |message: String| Error::Checkpoint {
             path: dir.to_path_buf(),
@@ -716,8 +747,8 @@ fn read_losses<B: Backend>(losses: Vec<Tensor<B, 1>>) -> Vec<f32> {
 fn write_checkpoint<B: AutodiffBackend>(
     dir: &Path,
     state: &LoopState,
-    model: &TabularNet<B>,
-    best: Option<&TabularNet<B::InnerBackend>>,
+    model: &Net<B>,
+    best: Option<&Net<B::InnerBackend>>,
     stepper: &Stepper<B>,
 ) -> Result<PathBuf> {
     let name = if state.step_in_epoch == 0 {
@@ -810,17 +841,13 @@ fn evaluate_outputs(out: &Matrix, y: &Targets, task: Task) -> (f64, BTreeMap<Str
     }
 }
 
-/// Model outputs for every row of `x`: class probabilities (`rows × classes`), or the
-/// standardized regression value (`rows × 1`). Runs in chunks to bound device memory.
+/// Model outputs for every row of `x`: class probabilities (`rows × classes`; a one-logit
+/// binary model gives `[1 - p, p]`), or the standardized regression value (`rows × 1`). Runs
+/// in chunks to bound device memory.
 ///
 /// # Panics
 /// When `x.cols` differs from the model's inputs (a caller bug).
-pub fn predict<B: Backend>(
-    model: &TabularNet<B>,
-    x: &Matrix,
-    task: Task,
-    device: &B::Device,
-) -> Matrix {
+pub fn predict<B: Backend>(model: &Net<B>, x: &Matrix, task: Task, device: &B::Device) -> Matrix {
     const CHUNK_ROWS: usize = 8192;
     let outputs = match task {
         Task::Classification { classes } => classes,
@@ -835,6 +862,10 @@ pub fn predict<B: Backend>(
             device,
         ));
         let out = match task {
+            Task::Classification { .. } if out.dims()[1] == 1 => {
+                let positive = sigmoid(out);
+                Tensor::cat(vec![positive.clone().neg().add_scalar(1.0), positive], 1)
+            }
             Task::Classification { .. } => softmax(out, 1),
             Task::Regression => out,
         };
@@ -884,6 +915,7 @@ mod tests {
             hidden: vec![8],
             outputs: 3,
             dropout,
+            ..ModelSpec::default()
         }
     }
 
@@ -934,6 +966,72 @@ mod tests {
         for row in 0..96 {
             let sum: f32 = outputs(&a).row(row).iter().sum();
             assert!((sum - 1.0).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn binary_cross_entropy_learns_with_one_logit() {
+        let _serial = serial();
+        // Classes 0 and 2 of the blobs, relabelled 0 and 1.
+        let (x, Targets::Classes(labels)) = blobs() else {
+            unreachable!()
+        };
+        let keep: Vec<usize> = (0..96).filter(|&r| labels[r] != 1).collect();
+        let data = keep.iter().flat_map(|&r| x.row(r).to_vec()).collect();
+        let x = Matrix::new(data, keep.len(), 2);
+        let y = Targets::Classes(keep.iter().map(|&r| labels[r] / 2).collect());
+        let task = Task::Classification { classes: 2 };
+        let settings = TrainSettings {
+            epochs: 20,
+            batch_size: 16,
+            lr: 0.05,
+            loss: Some(LossKind::BinaryCrossEntropy),
+            class_weights: Some(vec![1.0, 2.0]),
+            ..Default::default()
+        };
+        let two_outputs = ModelSpec {
+            outputs: 2,
+            ..spec(0.0)
+        };
+        let err = fit(
+            two_outputs.init::<B>(7, &dev()),
+            (&x, &y),
+            (&x, &y),
+            task,
+            &settings,
+            &dev(),
+            Hooks::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::OutputWidth {
+                    expected: 1,
+                    found: 2
+                }
+            ),
+            "{err}"
+        );
+        let one_logit = ModelSpec {
+            outputs: 1,
+            ..spec(0.0)
+        };
+        let t = fit(
+            one_logit.init::<B>(7, &dev()),
+            (&x, &y),
+            (&x, &y),
+            task,
+            &settings,
+            &dev(),
+            Hooks::default(),
+        )
+        .unwrap();
+        assert!(t.history.last().unwrap().valid_metrics["accuracy"] > 0.95);
+        let probs = predict(&t.model, &x, task, &dev());
+        assert_eq!(probs.cols, 2);
+        for row in 0..x.rows {
+            assert!((probs.row(row).iter().sum::<f32>() - 1.0).abs() < 1e-6);
         }
     }
 
@@ -1057,7 +1155,7 @@ mod tests {
                 inputs: 2,
                 hidden: vec![],
                 outputs: 1,
-                dropout: 0.0,
+                ..ModelSpec::default()
             };
             let t = fit(
                 s.init::<B>(1, &dev()),
@@ -1081,7 +1179,7 @@ mod tests {
             inputs: 2,
             hidden: vec![],
             outputs: 1,
-            dropout: 0.0,
+            ..ModelSpec::default()
         };
         let err = fit(
             s.init::<B>(1, &dev()),

@@ -14,7 +14,7 @@
 //!
 //! let x = Matrix::new(vec![-1.0, -0.5, 0.5, 1.0], 4, 1);
 //! let y = Targets::Classes(vec![0, 0, 1, 1]);
-//! let spec = ModelSpec { kind: ModelKind::Linear, inputs: 1, hidden: vec![], outputs: 2, dropout: 0.0 };
+//! let spec = ModelSpec { kind: ModelKind::Linear, inputs: 1, hidden: vec![], outputs: 2, ..ModelSpec::default() };
 //! let device = Default::default();
 //! let model = spec.init::<Autodiff<NdArray>>(0, &device);
 //! let settings = TrainSettings { epochs: 50, batch_size: 2, lr: 0.1, ..TrainSettings::default() };

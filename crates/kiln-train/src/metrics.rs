@@ -11,6 +11,29 @@ use kiln_core::Matrix;
 /// Equal-width confidence bins of the expected calibration error.
 const ECE_BINS: u8 = 15;
 
+/// Names of the metrics [`classification`] reports.
+pub const CLASSIFICATION_METRICS: [&str; 16] = [
+    "accuracy",
+    "balanced_accuracy",
+    "precision_macro",
+    "precision_micro",
+    "precision_weighted",
+    "recall_macro",
+    "recall_micro",
+    "recall_weighted",
+    "f1_macro",
+    "f1_micro",
+    "f1_weighted",
+    "macro_f1",
+    "log_loss",
+    "roc_auc",
+    "average_precision",
+    "ece",
+];
+
+/// Names of the metrics [`regression`] reports.
+pub const REGRESSION_METRICS: [&str; 4] = ["rmse", "mae", "r2", "mape"];
+
 /// Classification scores of class probabilities `probs` (`rows × classes`) against `labels`
 /// (class indices), each row predicting its [`argmax`]. The keys, with the scikit-learn call
 /// each matches (`P` = `probs` as float64, `y` = `labels`, `y_pred = P.argmax(1)`):

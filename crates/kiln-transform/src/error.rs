@@ -44,6 +44,21 @@ pub enum Error {
         /// The task asked for.
         task: &'static str,
     },
+    /// Image features that do not fit the channels.
+    #[error(transparent)]
+    ImageColumns(#[from] ImageColumnsError),
+}
+
+/// Image columns that cannot be split into equal channels.
+#[derive(Debug, thiserror::Error)]
+#[error("an image of {channels} channels needs numeric feature columns in a multiple of {channels}, found {columns}{}", if non_numeric.is_empty() { String::new() } else { format!(" (not numeric: {})", non_numeric.join(", ")) })]
+pub struct ImageColumnsError {
+    /// Channels asked for.
+    pub channels: usize,
+    /// Numeric feature columns found.
+    pub columns: usize,
+    /// Feature columns that are not numeric.
+    pub non_numeric: Vec<String>,
 }
 
 /// Result with kiln-transform's [`Error`].

@@ -5,7 +5,7 @@ use kiln_core::Matrix;
 use kiln_data::{ColumnRef, ColumnSchema, ColumnType, Schema, Table};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{Error, ImageColumnsError, Result};
 
 /// How numeric gaps are filled (from the train rows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -54,6 +54,18 @@ impl Default for CategoricalConfig {
     }
 }
 
+/// How a categorical column reaches the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CategoricalEncoding {
+    /// One 0/1 column per category, plus the unknown slot.
+    #[default]
+    OneHot,
+    /// One column holding the category's index (the unknown slot is the last index), for a
+    /// model that learns an embedding per column.
+    Index,
+}
+
 /// Per-type transform settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -70,6 +82,8 @@ pub struct FeatureConfig {
 pub struct FeaturePlan {
     columns: Vec<ColumnSchema>,
     config: FeatureConfig,
+    categorical_encoding: CategoricalEncoding,
+    image_channels: Option<usize>,
 }
 
 /// One fitted input column and what it learned from the train rows.
@@ -94,7 +108,8 @@ pub enum FittedColumn {
         /// Replaces missing values (the train majority).
         fill: bool,
     },
-    /// One-hot over `categories`, plus a last slot for anything else.
+    /// One-hot over `categories` plus a last slot for anything else, or the index of that
+    /// slot.
     Categorical {
         /// Column name.
         name: String,
@@ -102,6 +117,9 @@ pub enum FittedColumn {
         fill: String,
         /// Known categories, sorted.
         categories: Vec<String>,
+        /// One-hot or index.
+        #[serde(default)]
+        encoding: CategoricalEncoding,
     },
 }
 
@@ -118,8 +136,17 @@ impl FittedColumn {
     /// How many output columns it produces.
     pub fn width(&self) -> usize {
         match self {
-            FittedColumn::Numeric { .. } | FittedColumn::Boolean { .. } => 1,
-            FittedColumn::Categorical { categories, .. } => categories.len() + 1,
+            FittedColumn::Categorical {
+                categories,
+                encoding: CategoricalEncoding::OneHot,
+                ..
+            } => categories.len() + 1,
+            FittedColumn::Numeric { .. }
+            | FittedColumn::Boolean { .. }
+            | FittedColumn::Categorical {
+                encoding: CategoricalEncoding::Index,
+                ..
+            } => 1,
         }
     }
 }
@@ -140,7 +167,29 @@ impl FeaturePlan {
             .filter(|c| !exclude.contains(&c.name.as_str()))
             .cloned()
             .collect();
-        Self { columns, config }
+        Self {
+            columns,
+            config,
+            categorical_encoding: CategoricalEncoding::OneHot,
+            image_channels: None,
+        }
+    }
+
+    /// Encodes categorical columns as indices for learned embeddings instead of one-hot.
+    #[must_use]
+    pub fn categorical_as_index(mut self) -> Self {
+        self.categorical_encoding = CategoricalEncoding::Index;
+        self
+    }
+
+    /// Treats the numeric features as the pixels of an image with `channels` channels, stored
+    /// channel-major: each channel is standardized with one mean and standard deviation over
+    /// all its pixels in the train rows (per-pixel statistics would blow up rare border
+    /// pixels).
+    #[must_use]
+    pub fn image(mut self, channels: usize) -> Self {
+        self.image_channels = Some(channels);
+        self
     }
 
     /// Learns every column's parameters from `train_rows` of `table`, and from nothing else.
@@ -233,16 +282,95 @@ impl FeaturePlan {
                             name,
                             fill,
                             categories,
+                            encoding: self.categorical_encoding,
                         }
                     }
                 })
             })
-            .collect::<Result<_>>()?;
-        Ok(FittedFeatures { columns })
+            .collect::<Result<Vec<_>>>()?;
+        let mut fitted = FittedFeatures { columns };
+        if let Some(channels) = self.image_channels {
+            fitted.pool_channels(channels, table, train_rows)?;
+        }
+        Ok(fitted)
     }
 }
 
 impl FittedFeatures {
+    /// Gives every pixel column of a channel the channel's train mean and standard deviation.
+    fn pool_channels(
+        &mut self,
+        channels: usize,
+        table: &Table,
+        train_rows: &[usize],
+    ) -> Result<()> {
+        let non_numeric: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|c| !matches!(c, FittedColumn::Numeric { .. }))
+            .map(|c| c.name().to_owned())
+            .collect();
+        let pixels = self.columns.len();
+        if !non_numeric.is_empty() || channels == 0 || !pixels.is_multiple_of(channels) {
+            return Err(ImageColumnsError {
+                channels,
+                columns: pixels - non_numeric.len(),
+                non_numeric,
+            }
+            .into());
+        }
+        let per_channel = pixels / channels;
+        for channel in self.columns.chunks_mut(per_channel) {
+            let (mut sum, mut sum_sq, mut n) = (0.0_f64, 0.0_f64, 0.0_f64);
+            for column in channel.iter() {
+                let FittedColumn::Numeric { name, fill, .. } = column else {
+                    unreachable!("checked numeric above")
+                };
+                let ColumnRef::Numeric(values) = table.require(name)? else {
+                    unreachable!("tables are conformed to the fitted schema")
+                };
+                for &r in train_rows {
+                    let x = if values.is_null(r) {
+                        *fill
+                    } else {
+                        values.value(r)
+                    };
+                    sum += x;
+                    sum_sq += x * x;
+                    n += 1.0;
+                }
+            }
+            let mean = sum / n;
+            let var = mean.mul_add(-mean, sum_sq / n).max(0.0);
+            for column in channel {
+                if let FittedColumn::Numeric { center, scale, .. } = column {
+                    *center = mean;
+                    *scale = if var > 0.0 { var.sqrt() } else { 1.0 };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Positions and cardinalities (categories plus the unknown slot) of the output columns
+    /// that hold category indices.
+    pub fn index_columns(&self) -> Vec<(usize, usize)> {
+        let mut offset = 0;
+        let mut found = Vec::new();
+        for column in &self.columns {
+            if let FittedColumn::Categorical {
+                categories,
+                encoding: CategoricalEncoding::Index,
+                ..
+            } = column
+            {
+                found.push((offset, categories.len() + 1));
+            }
+            offset += column.width();
+        }
+        found
+    }
+
     /// Number of output columns.
     pub fn width(&self) -> usize {
         self.columns.iter().map(FittedColumn::width).sum()
@@ -254,7 +382,10 @@ impl FittedFeatures {
             .iter()
             .flat_map(|c| match c {
                 FittedColumn::Categorical {
-                    name, categories, ..
+                    name,
+                    categories,
+                    encoding: CategoricalEncoding::OneHot,
+                    ..
                 } => categories
                     .iter()
                     .map(|v| format!("{name}={v}"))
@@ -297,7 +428,10 @@ impl FittedFeatures {
                     }
                     (
                         FittedColumn::Categorical {
-                            fill, categories, ..
+                            fill,
+                            categories,
+                            encoding,
+                            ..
                         },
                         v,
                     ) => {
@@ -306,7 +440,12 @@ impl FittedFeatures {
                         let slot = categories
                             .binary_search_by(|c| c.as_str().cmp(value))
                             .unwrap_or(categories.len());
-                        out[slot] = 1.0;
+                        match encoding {
+                            CategoricalEncoding::OneHot => out[slot] = 1.0,
+                            #[allow(clippy::cast_precision_loss)]
+                            // Exact: category counts are far below 2^24.
+                            CategoricalEncoding::Index => out[0] = slot as f32,
+                        }
                     }
                     (fitted, _) => unreachable!(
                         "column `{}` was fitted as {fitted:?} but the table types it differently; \
@@ -414,6 +553,50 @@ mod tests {
             [0.0, 0.0, 0.0, 1.0],
             "missing x -> median, unseen z -> other"
         );
+    }
+
+    #[test]
+    fn index_encoding_gives_slot_numbers() {
+        let t = table("x,c\n1,a\n3,b\nNA,z\n");
+        let fitted = FeaturePlan::new(t.schema(), &[], FeatureConfig::default())
+            .categorical_as_index()
+            .fit(&t, &[0, 1])
+            .unwrap();
+        assert_eq!(fitted.width(), 2);
+        assert_eq!(fitted.output_names(), ["x", "c"]);
+        assert_eq!(fitted.index_columns(), [(1, 3)]);
+        let m = fitted.transform(&t, &[0, 1, 2]).unwrap();
+        assert_eq!(m.row(0), [-1.0, 0.0]);
+        assert_eq!(m.row(1), [1.0, 1.0]);
+        assert_eq!(m.row(2), [0.0, 2.0], "unseen z -> the unknown slot");
+    }
+
+    #[test]
+    fn image_channels_share_train_statistics() {
+        // Two channels of two pixels; row 2 is not a train row.
+        let t = table("a,b,c,d\n0,2,10,10\n2,4,30,30\n100,100,100,100\n");
+        let fitted = FeaturePlan::new(t.schema(), &[], FeatureConfig::default())
+            .image(2)
+            .fit(&t, &[0, 1])
+            .unwrap();
+        let stats: Vec<(f64, f64)> = fitted
+            .columns
+            .iter()
+            .map(|c| match c {
+                FittedColumn::Numeric { center, scale, .. } => (*center, *scale),
+                _ => panic!(),
+            })
+            .collect();
+        // Channel 1: values 0, 2, 2, 4 → mean 2, std √2; channel 2: 10, 10, 30, 30 → 20, 10.
+        assert_eq!(stats[0], stats[1]);
+        assert!((stats[0].0 - 2.0).abs() < 1e-12 && (stats[0].1 - 2_f64.sqrt()).abs() < 1e-12);
+        assert_eq!(stats[2], (20.0, 10.0));
+        assert_eq!(stats[3], (20.0, 10.0));
+        let err = FeaturePlan::new(t.schema(), &[], FeatureConfig::default())
+            .image(3)
+            .fit(&t, &[0, 1])
+            .unwrap_err();
+        assert!(err.to_string().contains("multiple of 3"), "{err}");
     }
 
     #[test]

@@ -17,9 +17,9 @@ mod error;
 mod features;
 mod target;
 
-pub use error::{Error, Result};
+pub use error::{Error, ImageColumnsError, Result};
 pub use features::{
-    CategoricalConfig, FeatureConfig, FeaturePlan, FittedColumn, FittedFeatures, Impute,
-    NumericConfig, Scale,
+    CategoricalConfig, CategoricalEncoding, FeatureConfig, FeaturePlan, FittedColumn,
+    FittedFeatures, Impute, NumericConfig, Scale,
 };
 pub use target::{FittedTarget, TargetKind, Targets};

@@ -140,14 +140,6 @@ impl FittedTarget {
         }
     }
 
-    /// Model outputs: the number of classes, or 1.
-    pub fn n_outputs(&self) -> usize {
-        match self {
-            FittedTarget::Classification { classes, .. } => classes.len(),
-            FittedTarget::Regression { .. } => 1,
-        }
-    }
-
     /// Encodes the targets of `rows`.
     ///
     /// # Errors

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod data;
+mod models;
 mod penguins;
 mod training;
 

@@ -192,7 +192,7 @@ fn dry_run_prints_the_model_without_training() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("parameters 307"), "{text}");
-    assert!(text.contains("linear    15 -> 16"), "{text}");
+    assert!(text.contains("dense 15→16 relu"), "{text}");
     assert_eq!(
         visible_entries(dir.path()),
         Vec::<String>::new(),
