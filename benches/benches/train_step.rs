@@ -37,7 +37,11 @@ impl BackendVisitor for HotLoop<'_> {
             batch_size: BATCH,
             ..TrainSettings::default()
         };
-        let seconds = if info.backend == BackendKind::Wgpu { 20 } else { 5 };
+        let seconds = if info.backend == BackendKind::Wgpu {
+            20
+        } else {
+            5
+        };
         let (x, y) = mnist_like_batch::<B>(&device);
         let mut group = self.c.benchmark_group("train/step");
         group.throughput(Throughput::Elements(BATCH as u64));
@@ -107,7 +111,10 @@ impl BackendVisitor for HotLoop<'_> {
             let values: Vec<f32> = (0..MATMUL * MATMUL)
                 .map(|_| rand::RngExt::random::<f32>(&mut rng))
                 .collect();
-            Tensor::<B::InnerBackend, 2>::from_data(TensorData::new(values, [MATMUL, MATMUL]), &device)
+            Tensor::<B::InnerBackend, 2>::from_data(
+                TensorData::new(values, [MATMUL, MATMUL]),
+                &device,
+            )
         };
         let (a, b) = (square(), square());
         let mut group = self.c.benchmark_group("matmul");

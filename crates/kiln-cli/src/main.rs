@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
+
+mod backends_cmd;
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln_core::BackendKind;
 use kiln_pipeline::{AnyPredictor, Observer, PipelineConfig, TrainOptions, ValidPipelineConfig};
@@ -73,6 +75,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the compiled-in backends and the device each sees.
+    Backends {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train one pipeline on several backends and compare stages, speed, metrics and
+    /// predictions; exit code 1 when a test metric differs beyond the tolerance.
+    CompareBackends {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// Comma-separated backends; the first is the reference.
+        #[arg(long, value_delimiter = ',', default_value = "ndarray,flex,wgpu", value_parser = parse_backend)]
+        backends: Vec<BackendKind>,
+        /// Largest absolute difference of a test metric from the reference backend's.
+        #[arg(long, default_value_t = kiln_pipeline::DEFAULT_METRIC_TOLERANCE)]
+        tolerance: f64,
+        /// Parent directory of the run directories.
+        #[arg(long, default_value = "runs")]
+        out: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_backend(name: &str) -> Result<BackendKind, String> {
@@ -132,6 +158,14 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
             backend,
             json,
         } => evaluate(&bundle, &data, backend, json),
+        Command::Backends { json } => backends_cmd::list(json),
+        Command::CompareBackends {
+            pipeline,
+            backends,
+            tolerance,
+            out,
+            json,
+        } => backends_cmd::compare(&pipeline, &backends, tolerance, &out, json),
     }
 }
 

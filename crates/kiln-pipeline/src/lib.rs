@@ -15,12 +15,14 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod bundle;
+mod compare;
 pub mod config;
 mod error;
 mod predict;
 mod run;
 
 pub use bundle::{BundleSpec, Predictions, Predictor};
+pub use compare::{BackendComparison, BackendRun, DEFAULT_METRIC_TOLERANCE, compare_backends};
 pub use config::{PipelineConfig, ValidPipelineConfig};
 pub use error::{ConfigError, Error, Result};
 pub use predict::write_predictions_csv;
