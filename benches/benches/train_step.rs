@@ -1,72 +1,141 @@
-//! `train/step`: one optimizer step (forward, backward, Adam update) of the MLP
-//! 784-128-64-10 at batch 256 (the shape `benches/peers/torch_step.py` runs on PyTorch), on
-//! every backend with a device here. Throughput is in samples.
+//! The training hot loop on every backend with a device here:
+//! - `train/step`: one optimizer step (forward, backward, Adam update) at batch 256 of the MLPs
+//!   784-128-64-10 and 784-256-128-10 (the shapes `benches/peers/torch_step.py` runs on
+//!   PyTorch); throughput in samples.
+//! - `train/epoch`: `kiln_train::fit` for one epoch of 16 such steps over 4,096 rows plus
+//!   validation on 512 rows: everything the loop adds around the step (rows to tensors,
+//!   shuffling, validation metrics, progress). `compare.py` reports the share outside the step.
+//! - `matmul/4096`: one 4096×4096 by 4096×4096 f32 product (CPU backends), for GFLOP/s against
+//!   numpy's sgemm.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kiln_benches::{BATCH, mlp_784_128_64_10, mnist_like_batch};
+use kiln_benches::{BATCH, MLPS, mlp, mnist_like, mnist_like_batch};
 use kiln_core::{BackendKind, BackendVisitor, DeviceInfo};
-use kiln_train::{DeviceTargets, Stepper, Task, TrainSettings};
+use kiln_train::{DeviceTargets, Hooks, Stepper, Task, TrainSettings};
 
-struct StepBench<'a> {
+/// Rows of the epoch benchmark: 16 steps of `BATCH`.
+const EPOCH_ROWS: usize = 16 * BATCH;
+const VALID_ROWS: usize = 512;
+const MATMUL: usize = 4096;
+
+struct HotLoop<'a> {
     c: &'a mut Criterion,
 }
 
-impl BackendVisitor for StepBench<'_> {
+impl BackendVisitor for HotLoop<'_> {
     type Output = ();
 
     fn visit<B: AutodiffBackend>(self, device: B::Device, info: DeviceInfo) {
-        let (x, y) = mnist_like_batch::<B>(&device);
-        let mut model = Some(mlp_784_128_64_10().init::<B>(0, &device));
-        let settings = TrainSettings::default();
         let task = Task::Classification { classes: 10 };
-        let mut stepper =
-            Stepper::<B>::new(&settings, task, &device).expect("cross-entropy fits classification");
-        let mut group = self.c.benchmark_group("train/step");
-        group.throughput(Throughput::Elements(BATCH as u64));
-        group.sample_size(10);
-        group.measurement_time(Duration::from_secs(if info.backend == BackendKind::Wgpu {
+        let settings = TrainSettings {
+            epochs: 1,
+            batch_size: BATCH,
+            ..TrainSettings::default()
+        };
+        let seconds = if info.backend == BackendKind::Wgpu {
             20
         } else {
             5
-        }));
+        };
+        let (x, y) = mnist_like_batch::<B>(&device);
+        let mut group = self.c.benchmark_group("train/step");
+        group.throughput(Throughput::Elements(BATCH as u64));
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(seconds));
+        for (name, hidden) in MLPS {
+            let mut model = Some(mlp(hidden).init::<B>(0, &device));
+            let mut stepper = Stepper::<B>::new(&settings, task, &device)
+                .expect("cross-entropy fits classification");
+            group.bench_function(
+                BenchmarkId::new(format!("{name}_b256"), info.backend.name()),
+                |b| {
+                    b.iter_custom(|iters| {
+                        let started = Instant::now();
+                        let mut loss = None;
+                        for _ in 0..iters {
+                            let (updated, l) = stepper.step(
+                                model.take().expect("model is put back"),
+                                x.clone(),
+                                DeviceTargets::Classes(y.clone()),
+                                settings.lr,
+                            );
+                            model = Some(updated);
+                            loss = Some(l);
+                        }
+                        // Reading the loss waits for queued work on asynchronous backends.
+                        black_box(loss.map(burn::Tensor::into_scalar));
+                        started.elapsed()
+                    });
+                },
+            );
+        }
+        group.finish();
+
+        let (train_x, train_y) = mnist_like(EPOCH_ROWS);
+        let (valid_x, valid_y) = mnist_like(VALID_ROWS);
+        let mut group = self.c.benchmark_group("train/epoch");
+        group.throughput(Throughput::Elements(EPOCH_ROWS as u64));
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(seconds * 2));
+        let (name, hidden) = MLPS[0];
         group.bench_function(
-            BenchmarkId::new("mlp_784_128_64_10_b256", info.backend.name()),
+            BenchmarkId::new(format!("{name}_b256"), info.backend.name()),
             |b| {
-                b.iter_custom(|iters| {
-                    let started = Instant::now();
-                    let mut loss = None;
-                    for _ in 0..iters {
-                        let (updated, l) = stepper.step(
-                            model.take().expect("model is put back"),
-                            x.clone(),
-                            DeviceTargets::Classes(y.clone()),
-                            settings.lr,
-                        );
-                        model = Some(updated);
-                        loss = Some(l);
-                    }
-                    // Reading the loss waits for the queued work on asynchronous (GPU) backends.
-                    black_box(loss.map(burn::Tensor::into_scalar));
-                    started.elapsed()
+                b.iter(|| {
+                    let trained = kiln_train::fit(
+                        mlp(hidden).init::<B>(0, &device),
+                        (&train_x, &train_y),
+                        (&valid_x, &valid_y),
+                        task,
+                        &settings,
+                        &device,
+                        Hooks::default(),
+                    )
+                    .expect("the benchmark trains");
+                    black_box(trained.history);
                 });
             },
         );
         group.finish();
+
+        if info.backend == BackendKind::Wgpu {
+            return; // A 4096² product on lavapipe says nothing about a GPU.
+        }
+        let mut rng = kiln_core::rng::stream(0, "bench-matmul");
+        let mut square = || {
+            let values: Vec<f32> = (0..MATMUL * MATMUL)
+                .map(|_| rand::RngExt::random::<f32>(&mut rng))
+                .collect();
+            Tensor::<B::InnerBackend, 2>::from_data(
+                TensorData::new(values, [MATMUL, MATMUL]),
+                &device,
+            )
+        };
+        let (a, b) = (square(), square());
+        let mut group = self.c.benchmark_group("matmul");
+        // Throughput in flops: 2·n³ per product.
+        group.throughput(Throughput::Elements(2 * (MATMUL as u64).pow(3)));
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(20));
+        group.bench_function(BenchmarkId::new("4096", info.backend.name()), |bench| {
+            bench.iter(|| black_box(a.clone().matmul(b.clone()).into_data()));
+        });
+        group.finish();
     }
 }
 
-fn train_step(c: &mut Criterion) {
+fn hot_loop(c: &mut Criterion) {
     for kind in BackendKind::ALL {
-        let visitor = StepBench { c: &mut *c };
-        if let Err(e) = kiln_core::dispatch(kind, visitor) {
-            eprintln!("train/step: skipping {kind}: {e}");
+        if let Err(e) = kiln_core::dispatch(kind, HotLoop { c: &mut *c }) {
+            eprintln!("train_step: skipping {kind}: {e}");
         }
     }
 }
 
-criterion_group!(benches, train_step);
+criterion_group!(benches, hot_loop);
 criterion_main!(benches);

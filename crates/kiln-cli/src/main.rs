@@ -1,5 +1,6 @@
 //! The `kiln` binary: a thin clap layer over kiln-pipeline.
 
+mod backends_cmd;
 mod data_cmds;
 
 use std::fmt::Write as _;
@@ -104,6 +105,30 @@ enum Command {
         #[command(flatten)]
         data: data_cmds::DataArgs,
     },
+    /// List the compiled-in backends and the device each sees.
+    Backends {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train one pipeline on several backends and compare stages, speed, metrics and
+    /// predictions; exit code 1 when a test metric differs beyond the tolerance.
+    CompareBackends {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// Comma-separated backends; the first is the reference.
+        #[arg(long, value_delimiter = ',', default_value = "ndarray,flex,wgpu", value_parser = parse_backend)]
+        backends: Vec<BackendKind>,
+        /// Largest absolute difference of a test metric from the reference backend's.
+        #[arg(long, default_value_t = kiln_pipeline::DEFAULT_METRIC_TOLERANCE)]
+        tolerance: f64,
+        /// Parent directory of the run directories.
+        #[arg(long, default_value = "runs")]
+        out: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_backend(name: &str) -> Result<BackendKind, String> {
@@ -174,6 +199,14 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
         } => data_cmds::validate(&pipeline, data, json),
         Command::Stats { data, json } => data_cmds::stats(&data, json),
         Command::Schema { data } => data_cmds::schema(&data),
+        Command::Backends { json } => backends_cmd::list(json),
+        Command::CompareBackends {
+            pipeline,
+            backends,
+            tolerance,
+            out,
+            json,
+        } => backends_cmd::compare(&pipeline, &backends, tolerance, &out, json),
     }
 }
 

@@ -48,7 +48,8 @@ impl BackendKind {
 
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        // `pad` honours width and alignment, for tables.
+        f.pad(self.name())
     }
 }
 
@@ -90,24 +91,37 @@ pub trait BackendVisitor {
 /// # Errors
 /// [`Error::NoDevice`] when `kind` is wgpu and no adapter can be opened.
 pub fn dispatch<V: BackendVisitor>(kind: BackendKind, visitor: V) -> Result<V::Output> {
-    let cpu = |name: &str| DeviceInfo {
-        backend: kind,
-        name: name.into(),
-        device_type: "cpu".into(),
-    };
     Ok(match kind {
         BackendKind::Ndarray => visitor.visit::<Autodiff<NdArrayBackend>>(
             burn::backend::ndarray::NdArrayDevice::Cpu,
-            cpu("cpu"),
+            cpu_device(kind),
         ),
-        BackendKind::Flex => {
-            visitor.visit::<Autodiff<FlexBackend>>(burn::backend::flex::FlexDevice, cpu("cpu"))
-        }
+        BackendKind::Flex => visitor
+            .visit::<Autodiff<FlexBackend>>(burn::backend::flex::FlexDevice, cpu_device(kind)),
         BackendKind::Wgpu => {
             let info = wgpu_device_info()?;
             visitor.visit::<Autodiff<WgpuBackend>>(burn::backend::wgpu::WgpuDevice::default(), info)
         }
     })
+}
+
+/// The device `kind` runs on here.
+///
+/// # Errors
+/// [`Error::NoDevice`] when `kind` is wgpu and no adapter can be opened.
+pub fn device_info(kind: BackendKind) -> Result<DeviceInfo> {
+    match kind {
+        BackendKind::Ndarray | BackendKind::Flex => Ok(cpu_device(kind)),
+        BackendKind::Wgpu => wgpu_device_info(),
+    }
+}
+
+fn cpu_device(backend: BackendKind) -> DeviceInfo {
+    DeviceInfo {
+        backend,
+        name: "cpu".into(),
+        device_type: "cpu".into(),
+    }
 }
 
 /// Opens the default wgpu adapter once per process and describes it.

@@ -26,7 +26,7 @@ mod matrix;
 pub mod rng;
 pub mod suggest;
 
-pub use backend::{BackendKind, BackendVisitor, DeviceInfo, dispatch};
+pub use backend::{BackendKind, BackendVisitor, DeviceInfo, device_info, dispatch};
 pub use error::{Error, Result};
 pub use host::HostInfo;
 pub use matrix::Matrix;

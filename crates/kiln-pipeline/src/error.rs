@@ -159,6 +159,14 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// `kiln compare-backends`: test metrics beyond the tolerance.
+    #[error("backends disagree beyond the tolerance {tolerance}: {}", failures.join("; "))]
+    BackendsDisagree {
+        /// The tolerance applied.
+        tolerance: f64,
+        /// Each metric that differs.
+        failures: Vec<String>,
+    },
     /// A stop was requested; the run was saved with a checkpoint to resume from.
     #[error("interrupted; resume with `kiln train --resume {}`", run_dir.display())]
     Interrupted {
@@ -203,6 +211,7 @@ impl Error {
                 kiln_train::Error::Diverged { .. } | kiln_train::Error::Checkpoint { .. },
             )
             | Error::Io(_)
+            | Error::BackendsDisagree { .. }
             | Error::Record { .. } => 1,
             _ => 2,
         }

@@ -15,6 +15,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod bundle;
+mod compare;
 pub mod config;
 mod error;
 mod ingest;
@@ -22,6 +23,7 @@ mod predict;
 mod run;
 
 pub use bundle::{BundleSpec, Predictions, Predictor};
+pub use compare::{BackendComparison, BackendRun, DEFAULT_METRIC_TOLERANCE, compare_backends};
 pub use config::{PipelineConfig, ValidPipelineConfig};
 pub use error::{ConfigError, Error, Result};
 pub use ingest::{Ingested, ingest, validate};

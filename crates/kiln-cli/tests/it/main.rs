@@ -1,5 +1,6 @@
 //! End-to-end tests of the `kiln` binary on the penguins example.
 
+mod backends;
 mod bad_input;
 mod data;
 mod models;
