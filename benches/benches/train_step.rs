@@ -22,6 +22,8 @@ use kiln_train::{DeviceTargets, Hooks, Stepper, Task, TrainSettings};
 const EPOCH_ROWS: usize = 16 * BATCH;
 const VALID_ROWS: usize = 512;
 const MATMUL: usize = 4096;
+/// Steps before the step benchmark starts again from a fresh model.
+const RESTART: usize = 64;
 
 struct HotLoop<'a> {
     c: &'a mut Criterion,
@@ -48,28 +50,42 @@ impl BackendVisitor for HotLoop<'_> {
         group.sample_size(10);
         group.measurement_time(Duration::from_secs(seconds));
         for (name, hidden) in MLPS {
-            let mut model = Some(mlp(hidden).init::<B>(0, &device));
-            let mut stepper = Stepper::<B>::new(&settings, task, &device)
-                .expect("cross-entropy fits classification");
+            let fresh = || {
+                let stepper = Stepper::<B>::new(&settings, task, &device)
+                    .expect("cross-entropy fits classification");
+                (mlp(hidden).init::<B>(0, &device), stepper)
+            };
+            let (model, mut stepper) = fresh();
+            let mut model = Some(model);
+            let mut steps_on_model = 0;
             group.bench_function(
                 BenchmarkId::new(format!("{name}_b256"), info.backend.name()),
                 |b| {
                     b.iter_custom(|iters| {
-                        let started = Instant::now();
-                        let mut loss = None;
+                        let mut elapsed = Duration::ZERO;
                         for _ in 0..iters {
-                            let (updated, l) = stepper.step(
+                            // A fresh model every RESTART steps: thousands of steps on one
+                            // batch drive the loss to zero and the arithmetic into subnormals,
+                            // which no real epoch sees (PyTorch's peer restarts alike).
+                            if steps_on_model == RESTART {
+                                let (new_model, new_stepper) = fresh();
+                                (model, stepper) = (Some(new_model), new_stepper);
+                                steps_on_model = 0;
+                            }
+                            let started = Instant::now();
+                            let (updated, loss) = stepper.step(
                                 model.take().expect("model is put back"),
                                 x.clone(),
                                 DeviceTargets::Classes(y.clone()),
                                 settings.lr,
                             );
+                            // Reading the loss waits for queued work on asynchronous backends.
+                            black_box(loss.into_scalar());
+                            elapsed += started.elapsed();
                             model = Some(updated);
-                            loss = Some(l);
+                            steps_on_model += 1;
                         }
-                        // Reading the loss waits for queued work on asynchronous backends.
-                        black_box(loss.map(burn::Tensor::into_scalar));
-                        started.elapsed()
+                        elapsed
                     });
                 },
             );
