@@ -323,7 +323,8 @@ pub struct TrainSection {
     pub grad_accumulation: usize,
     /// Learning-rate schedule, e.g. `{ kind = "cosine", warmup_epochs = 2 }`.
     pub schedule: Schedule,
-    /// `cross_entropy`, `mse`, `mae` or `huber`; the task's default when absent.
+    /// `cross_entropy`, `binary_cross_entropy`, `mse`, `mae` or `huber`; the task's default when
+    /// absent.
     pub loss: Option<LossKind>,
     /// Cross-entropy label smoothing.
     pub label_smoothing: f64,
