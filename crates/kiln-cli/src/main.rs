@@ -2,6 +2,7 @@
 
 mod backends_cmd;
 mod data_cmds;
+mod inspect_cmd;
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
@@ -105,6 +106,15 @@ enum Command {
         #[command(flatten)]
         data: data_cmds::DataArgs,
     },
+    /// Print a bundle's fitted transforms: per column the kind, output width and learned
+    /// parameters; then the target encoding.
+    Inspect {
+        /// A run's bundle directory.
+        bundle: PathBuf,
+        /// Print the fitted state as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the compiled-in backends and the device each sees.
     Backends {
         /// Print JSON.
@@ -199,6 +209,7 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
         } => data_cmds::validate(&pipeline, data, json),
         Command::Stats { data, json } => data_cmds::stats(&data, json),
         Command::Schema { data } => data_cmds::schema(&data),
+        Command::Inspect { bundle, json } => inspect_cmd::inspect(&bundle, json),
         Command::Backends { json } => backends_cmd::list(json),
         Command::CompareBackends {
             pipeline,

@@ -97,6 +97,42 @@ pub(crate) fn format_datetime(micros: i64) -> String {
     }
 }
 
+/// The calendar fields of a timestamp, in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CivilTime {
+    /// Proleptic Gregorian year.
+    pub year: i64,
+    /// 1–12.
+    pub month: i64,
+    /// 1–31.
+    pub day: i64,
+    /// 0–23.
+    pub hour: i64,
+    /// 0–59.
+    pub minute: i64,
+    /// Monday = 0 … Sunday = 6 (pandas' `dayofweek`).
+    pub weekday: i64,
+}
+
+impl CivilTime {
+    /// Splits `micros` since the Unix epoch.
+    pub fn from_micros(micros: i64) -> Self {
+        let seconds = micros.div_euclid(MICROS_PER_SECOND);
+        let days = seconds.div_euclid(SECONDS_PER_DAY);
+        let of_day = seconds.rem_euclid(SECONDS_PER_DAY);
+        let (year, month, day) = civil_from_days(days);
+        Self {
+            year,
+            month,
+            day,
+            hour: of_day / 3600,
+            minute: of_day / 60 % 60,
+            // 1970-01-01 was a Thursday (3 with Monday = 0).
+            weekday: (days + 3).rem_euclid(7),
+        }
+    }
+}
+
 fn digits(bytes: &[u8]) -> Option<i64> {
     bytes.iter().try_fold(0_i64, |acc, &b| {
         b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0'))
@@ -160,6 +196,16 @@ mod tests {
         ] {
             assert_eq!(parse_datetime(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn civil_time_splits_fields_and_weekday() {
+        let t = CivilTime::from_micros(parse_datetime("2013-01-01T05:17:00Z").unwrap());
+        assert_eq!((t.year, t.month, t.day, t.hour, t.minute), (2013, 1, 1, 5, 17));
+        assert_eq!(t.weekday, 1, "2013-01-01 was a Tuesday");
+        let before = CivilTime::from_micros(-1);
+        assert_eq!((before.year, before.month, before.day, before.hour), (1969, 12, 31, 23));
+        assert_eq!(before.weekday, 2, "1969-12-31 was a Wednesday");
     }
 
     #[test]

@@ -35,6 +35,7 @@ mod table;
 pub mod validate;
 
 pub use csv::{CsvOptions, DEFAULT_MAX_FIELD_BYTES, read_csv};
+pub use datetime::CivilTime;
 pub use error::{Error, Result, RowLocation};
 pub use raw::RawTable;
 pub use schema::{

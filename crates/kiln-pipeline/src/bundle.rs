@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Result};
 
 /// Version of the bundle layout; loading refuses other versions.
-pub const BUNDLE_FORMAT: u32 = 1;
+pub const BUNDLE_FORMAT: u32 = 2;
 const SPEC_FILE: &str = "bundle.json";
 const RECORD_STEM: &str = "model";
 
@@ -63,6 +63,34 @@ pub(crate) fn task_of(target: &FittedTarget) -> Task {
 }
 
 impl BundleSpec {
+    /// Reads the spec of the bundle in `dir`, without the model.
+    ///
+    /// # Errors
+    /// [`Error::BadBundle`] for a directory without `bundle.json` or of another bundle format;
+    /// a malformed `bundle.json`.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let spec_path = dir.join(SPEC_FILE);
+        if !spec_path.is_file() {
+            return Err(Error::BadBundle {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "not a kiln bundle: no {SPEC_FILE} (pass a run's bundle/ directory)"
+                ),
+            });
+        }
+        let spec: BundleSpec = read_json(&spec_path)?;
+        if spec.format != BUNDLE_FORMAT {
+            return Err(Error::BadBundle {
+                path: spec_path,
+                reason: format!(
+                    "bundle format {} is not {BUNDLE_FORMAT}, the one this kiln reads",
+                    spec.format
+                ),
+            });
+        }
+        Ok(spec)
+    }
+
     /// The training task the target implies.
     pub fn task(&self) -> Task {
         task_of(&self.target)
@@ -118,25 +146,7 @@ impl<B: Backend> Predictor<B> {
     /// A missing or malformed `bundle.json`, a different bundle format, or a record that does
     /// not fit the model spec.
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
-        let spec_path = dir.join(SPEC_FILE);
-        if !spec_path.is_file() {
-            return Err(Error::BadBundle {
-                path: dir.to_path_buf(),
-                reason: format!(
-                    "not a kiln bundle: no {SPEC_FILE} (pass a run's bundle/ directory)"
-                ),
-            });
-        }
-        let spec: BundleSpec = read_json(&spec_path)?;
-        if spec.format != BUNDLE_FORMAT {
-            return Err(Error::BadBundle {
-                path: spec_path,
-                reason: format!(
-                    "bundle format {} is not {BUNDLE_FORMAT}, the one this kiln reads",
-                    spec.format
-                ),
-            });
-        }
+        let spec = BundleSpec::read(dir)?;
         let record = dir.join(RECORD_STEM);
         let model = spec
             .model

@@ -462,13 +462,15 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
         .filter(|c| c.role != ColumnRole::Feature)
         .map(|c| c.name.as_str())
         .collect();
-    let mut plan = FeaturePlan::new(&schema, &not_features, raw_config.features);
+    let mut plan = FeaturePlan::new(&schema, &not_features, raw_config.features.clone())
+        .target(&target)
+        .seed(raw_config.pipeline.seed);
     match raw_config.model.kind {
         ModelKind::Tabular => plan = plan.categorical_as_index(),
         ModelKind::Cnn => plan = plan.image(raw_config.model.image.map_or(1, |i| i.channels)),
         ModelKind::Linear | ModelKind::Mlp => {}
     }
-    let features = plan.fit(&table, &split.train)?;
+    let (features, x_train) = plan.fit_transform(&table, &split.train)?;
     let task = crate::bundle::task_of(&target);
     let loss = raw_config
         .train
@@ -500,11 +502,14 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
         }
         .into());
     }
-    let mut x = Vec::with_capacity(3);
+    // The train rows come from fit_transform: cross-fitted where target encoding needs it.
+    let mut x = vec![x_train];
     let mut y = Vec::with_capacity(3);
     for i in 0..3 {
         let rows = split_rows(&split, i);
-        x.push(features.transform(&table, rows)?);
+        if i > 0 {
+            x.push(features.transform(&table, rows)?);
+        }
         y.push(target.encode(&table, rows)?);
     }
     timings.insert("transform".into(), clock.elapsed().as_secs_f64());

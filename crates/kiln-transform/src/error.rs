@@ -44,6 +44,58 @@ pub enum Error {
         /// The task asked for.
         task: &'static str,
     },
+    /// A `[features.columns]` entry whose keys do not fit the column's type.
+    #[error("features.columns.{column}: {reason} (for a {type_name} column)")]
+    ColumnConfig {
+        /// The column.
+        column: String,
+        /// Its type, e.g. `numeric`.
+        type_name: String,
+        /// What serde said.
+        reason: String,
+    },
+    /// A `[features.columns]` entry for a column that is not a feature.
+    #[error("features.columns.{column}: `{column}` is not a feature column (features: {features})")]
+    UnknownColumnConfig {
+        /// The named column.
+        column: String,
+        /// The feature columns, comma separated.
+        features: String,
+    },
+    /// A value a transform is not defined for.
+    #[error("{}: line {line}, column `{column}`: {value} is outside {transform}'s domain ({domain})", path.display())]
+    OutOfDomain {
+        /// The data file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The column.
+        column: String,
+        /// The value (after clipping).
+        value: f64,
+        /// The transform, e.g. `log1p`.
+        transform: &'static str,
+        /// What it accepts.
+        domain: &'static str,
+    },
+    /// A train value missing from an ordinal column's configured `order`.
+    #[error("{}: line {line}, column `{column}`: `{value}` is not in features.columns.{column}.order", path.display())]
+    NotInOrder {
+        /// The data file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The column.
+        column: String,
+        /// The value.
+        value: String,
+    },
+    /// Target encoding needs the fitted target.
+    #[error("column `{column}`: target encoding needs a target (FeaturePlan::target)")]
+    NoTarget {
+        /// The column.
+        column: String,
+    },
     /// Image features that do not fit the channels.
     #[error(transparent)]
     ImageColumns(#[from] ImageColumnsError),

@@ -1,106 +1,43 @@
-use std::collections::BTreeMap;
+//! The plan (configured, unfitted) and the fitted transforms of every feature column.
 
-use arrow_array::Array;
+use arrow_array::{Array, Float64Array, StringArray};
 use kiln_core::Matrix;
 use kiln_data::{ColumnRef, ColumnSchema, ColumnType, Schema, Table};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, ImageColumnsError, Result};
+use crate::categorical::{CategoryEncoding, FitError, FittedCategorical, TargetColumns};
+use crate::config::{CategoricalConfig, Encode, FeatureConfig};
+use crate::datetime::FittedDatetime;
+use crate::numeric::{FittedNumeric, OutOfDomain};
+use crate::text::FittedText;
+use crate::{Error, FittedTarget, ImageColumnsError, Result};
 
-/// How numeric gaps are filled (from the train rows).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Impute {
-    /// The train median.
-    #[default]
-    Median,
-    /// The train mean.
-    Mean,
-}
-
-/// How numeric columns are scaled (with train statistics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scale {
-    /// Subtract the mean, divide by the (population) standard deviation.
-    #[default]
-    Standard,
-    /// Leave values as they are.
-    None,
-}
-
-/// Transforms for numeric columns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NumericConfig {
-    /// Gap filling.
-    pub impute: Impute,
-    /// Scaling.
-    pub scale: Scale,
-}
-
-/// Transforms for categorical columns: most-frequent imputation, then one-hot encoding with a
-/// final "unknown" slot for values not seen (often enough) in training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CategoricalConfig {
-    /// Values seen fewer times than this in the train rows go to the unknown slot.
-    pub min_frequency: usize,
-}
-
-impl Default for CategoricalConfig {
-    fn default() -> Self {
-        Self { min_frequency: 1 }
-    }
-}
-
-/// How a categorical column reaches the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CategoricalEncoding {
-    /// One 0/1 column per category, plus the unknown slot.
-    #[default]
-    OneHot,
-    /// One column holding the category's index (the unknown slot is the last index), for a
-    /// model that learns an embedding per column.
-    Index,
-}
-
-/// Per-type transform settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FeatureConfig {
-    /// Numeric columns.
-    pub numeric: NumericConfig,
-    /// Categorical columns.
-    pub categorical: CategoricalConfig,
-}
-
-/// Configured, unfitted transforms. It cannot transform: [`FeaturePlan::fit`] on the train
-/// rows returns the [`FittedFeatures`] that can.
+/// Configured, unfitted transforms. It has no `transform`: only the [`FittedFeatures`] that
+/// [`FeaturePlan::fit`] returns can transform, so nothing reaches a model through transforms
+/// that did not learn from the train rows.
+///
+/// ```compile_fail
+/// # fn demo(plan: kiln_transform::FeaturePlan, table: &kiln_data::Table) {
+/// plan.transform(table, &[0]); // no such method: fit first
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct FeaturePlan {
     columns: Vec<ColumnSchema>,
     config: FeatureConfig,
-    categorical_encoding: CategoricalEncoding,
+    categorical_as_index: bool,
     image_channels: Option<usize>,
+    target: Option<FittedTarget>,
+    seed: u64,
 }
 
 /// One fitted input column and what it learned from the train rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FittedColumn {
-    /// `(value or fill - center) / scale`, one output.
-    Numeric {
-        /// Column name.
-        name: String,
-        /// Replaces missing values.
-        fill: f64,
-        /// Subtracted (the train mean; 0 without scaling).
-        center: f64,
-        /// Divides (the train std; 1 without scaling or for a constant column).
-        scale: f64,
-    },
+    /// Impute, clip, log1p, Yeo-Johnson, scale or bins.
+    Numeric(FittedNumeric),
     /// 0 or 1, one output.
     Boolean {
         /// Column name.
@@ -108,45 +45,93 @@ pub enum FittedColumn {
         /// Replaces missing values (the train majority).
         fill: bool,
     },
-    /// One-hot over `categories` plus a last slot for anything else, or the index of that
-    /// slot.
-    Categorical {
-        /// Column name.
-        name: String,
-        /// Replaces missing values (the train mode).
-        fill: String,
-        /// Known categories, sorted.
-        categories: Vec<String>,
-        /// One-hot or index.
-        #[serde(default)]
-        encoding: CategoricalEncoding,
-    },
+    /// One-hot, embedding index, ordinal, hashing or target encoding.
+    Categorical(FittedCategorical),
+    /// Calendar parts.
+    Datetime(FittedDatetime),
+    /// Hashed n-grams with TF-IDF.
+    Text(FittedText),
 }
 
 impl FittedColumn {
     /// The input column's name.
     pub fn name(&self) -> &str {
         match self {
-            FittedColumn::Numeric { name, .. }
+            FittedColumn::Numeric(FittedNumeric { name, .. })
             | FittedColumn::Boolean { name, .. }
-            | FittedColumn::Categorical { name, .. } => name,
+            | FittedColumn::Categorical(FittedCategorical { name, .. })
+            | FittedColumn::Datetime(FittedDatetime { name, .. })
+            | FittedColumn::Text(FittedText { name, .. }) => name,
         }
     }
 
     /// How many output columns it produces.
     pub fn width(&self) -> usize {
         match self {
-            FittedColumn::Categorical {
-                categories,
-                encoding: CategoricalEncoding::OneHot,
-                ..
-            } => categories.len() + 1,
-            FittedColumn::Numeric { .. }
-            | FittedColumn::Boolean { .. }
-            | FittedColumn::Categorical {
-                encoding: CategoricalEncoding::Index,
-                ..
-            } => 1,
+            FittedColumn::Numeric(n) => n.width(),
+            FittedColumn::Boolean { .. } => 1,
+            FittedColumn::Categorical(c) => c.width(),
+            FittedColumn::Datetime(d) => d.width(),
+            FittedColumn::Text(t) => t.width,
+        }
+    }
+
+    /// Its kind and what it learned, on one line (for `kiln inspect`).
+    pub fn describe(&self) -> (&'static str, String) {
+        match self {
+            FittedColumn::Numeric(n) => ("numeric", n.describe()),
+            FittedColumn::Boolean { fill, .. } => ("boolean", format!("fill={fill}")),
+            FittedColumn::Categorical(c) => ("categorical", c.describe()),
+            FittedColumn::Datetime(d) => {
+                let parts: Vec<&str> = d.parts.iter().map(|p| p.as_str()).collect();
+                let fill = kiln_data::CivilTime::from_micros(d.fill);
+                (
+                    "datetime",
+                    format!(
+                        "parts=[{}] cyclic={} fill={:04}-{:02}-{:02} year_center={:.4} year_scale={:.4}",
+                        parts.join(", "),
+                        d.cyclic,
+                        fill.year,
+                        fill.month,
+                        fill.day,
+                        d.year_center,
+                        d.year_scale
+                    ),
+                )
+            }
+            FittedColumn::Text(t) => (
+                "text",
+                format!(
+                    "hashed {}..{}-grams into {} buckets, lowercase={}, tfidf={}",
+                    t.ngrams[0],
+                    t.ngrams[1],
+                    t.width,
+                    t.lowercase,
+                    t.idf.is_some()
+                ),
+            ),
+        }
+    }
+
+    /// Names of its output columns.
+    pub fn output_names(&self) -> Vec<String> {
+        match self {
+            FittedColumn::Numeric(n) => {
+                let mut names = match &n.bins {
+                    Some(edges) => (0..=edges.len())
+                        .map(|i| format!("{}[bin{i}]", n.name))
+                        .collect(),
+                    None => vec![n.name.clone()],
+                };
+                if n.missing_indicator {
+                    names.push(format!("{}[missing]", n.name));
+                }
+                names
+            }
+            FittedColumn::Boolean { name, .. } => vec![name.clone()],
+            FittedColumn::Categorical(c) => c.output_names(),
+            FittedColumn::Datetime(d) => d.output_names(),
+            FittedColumn::Text(t) => (0..t.width).map(|i| format!("{}#{i}", t.name)).collect(),
         }
     }
 }
@@ -170,15 +155,17 @@ impl FeaturePlan {
         Self {
             columns,
             config,
-            categorical_encoding: CategoricalEncoding::OneHot,
+            categorical_as_index: false,
             image_channels: None,
+            target: None,
+            seed: 0,
         }
     }
 
-    /// Encodes categorical columns as indices for learned embeddings instead of one-hot.
+    /// Encodes one-hot categorical columns as indices for learned embeddings instead.
     #[must_use]
     pub fn categorical_as_index(mut self) -> Self {
-        self.categorical_encoding = CategoricalEncoding::Index;
+        self.categorical_as_index = true;
         self
     }
 
@@ -192,101 +179,46 @@ impl FeaturePlan {
         self
     }
 
+    /// The fitted target, which target encoding needs.
+    #[must_use]
+    pub fn target(mut self, target: &FittedTarget) -> Self {
+        self.target = Some(target.clone());
+        self
+    }
+
+    /// Seeds the folds that cross-fit target encoding.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
     /// Learns every column's parameters from `train_rows` of `table`, and from nothing else.
     ///
     /// # Errors
-    /// [`Error::NoTrainingRows`]; [`Error::Data`] when a planned column is not in `table`.
+    /// [`Error::NoTrainingRows`]; [`Error::Data`] when a planned column is not in `table`;
+    /// [`Error::ColumnConfig`], [`Error::UnknownColumnConfig`] for bad `[features.columns]`;
+    /// [`Error::OutOfDomain`], [`Error::NotInOrder`] for values a transform cannot take.
     pub fn fit(&self, table: &Table, train_rows: &[usize]) -> Result<FittedFeatures> {
         if train_rows.is_empty() {
             return Err(Error::NoTrainingRows);
         }
+        let names: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
+        if let Some(unused) = self.config.unused_overrides(&names).first() {
+            return Err(Error::UnknownColumnConfig {
+                column: (*unused).to_owned(),
+                features: names.join(", "),
+            });
+        }
+        let targets = self
+            .target
+            .as_ref()
+            .map(|t| target_columns(t, table, train_rows))
+            .transpose()?;
         let columns = self
             .columns
             .iter()
-            .map(|column| {
-                let name = column.name.clone();
-                Ok(match (column.column_type, table.require(&column.name)?) {
-                    (ColumnType::Numeric, ColumnRef::Numeric(values)) => {
-                        let present: Vec<f64> = train_rows
-                            .iter()
-                            .filter(|&&r| !values.is_null(r))
-                            .map(|&r| values.value(r))
-                            .collect();
-                        let fill = match self.config.numeric.impute {
-                            Impute::Median => median(present.clone()),
-                            Impute::Mean => mean(&present),
-                        };
-                        let filled: Vec<f64> = train_rows
-                            .iter()
-                            .map(|&r| {
-                                if values.is_null(r) {
-                                    fill
-                                } else {
-                                    values.value(r)
-                                }
-                            })
-                            .collect();
-                        let (center, scale) = match self.config.numeric.scale {
-                            Scale::Standard => {
-                                let m = mean(&filled);
-                                let var = mean(
-                                    &filled.iter().map(|v| (v - m).powi(2)).collect::<Vec<_>>(),
-                                );
-                                (m, if var > 0.0 { var.sqrt() } else { 1.0 })
-                            }
-                            Scale::None => (0.0, 1.0),
-                        };
-                        FittedColumn::Numeric {
-                            name,
-                            fill,
-                            center,
-                            scale,
-                        }
-                    }
-                    (ColumnType::Boolean, ColumnRef::Boolean(values)) => {
-                        let trues = train_rows
-                            .iter()
-                            .filter(|&&r| !values.is_null(r) && values.value(r))
-                            .count();
-                        let falses = train_rows
-                            .iter()
-                            .filter(|&&r| !values.is_null(r) && !values.value(r))
-                            .count();
-                        FittedColumn::Boolean {
-                            name,
-                            fill: trues > falses,
-                        }
-                    }
-                    (_, values) => {
-                        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-                        for &r in train_rows {
-                            if let Some(v) = values.text(r) {
-                                *counts.entry(v).or_default() += 1;
-                            }
-                        }
-                        // Most frequent; ties go to the first in sorted order (BTreeMap order).
-                        let fill = counts
-                            .iter()
-                            .fold(None::<(&String, usize)>, |best, (v, &n)| match best {
-                                Some((_, m)) if m >= n => best,
-                                _ => Some((v, n)),
-                            })
-                            .map(|(v, _)| v.clone())
-                            .unwrap_or_default();
-                        let categories = counts
-                            .into_iter()
-                            .filter(|(_, n)| *n >= self.config.categorical.min_frequency)
-                            .map(|(v, _)| v)
-                            .collect();
-                        FittedColumn::Categorical {
-                            name,
-                            fill,
-                            categories,
-                            encoding: self.categorical_encoding,
-                        }
-                    }
-                })
-            })
+            .map(|column| self.fit_column(column, table, train_rows, targets.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         let mut fitted = FittedFeatures { columns };
         if let Some(channels) = self.image_channels {
@@ -294,7 +226,268 @@ impl FeaturePlan {
         }
         Ok(fitted)
     }
+
+    /// [`FeaturePlan::fit`], and the train rows transformed. Target-encoded columns of the
+    /// train rows are cross-fitted: each fold is encoded with means from the other folds, so a
+    /// row's own target never reaches its features (the fitted state, from all train rows,
+    /// serves every other row).
+    ///
+    /// # Errors
+    /// As [`FeaturePlan::fit`].
+    pub fn fit_transform(
+        &self,
+        table: &Table,
+        train_rows: &[usize],
+    ) -> Result<(FittedFeatures, Matrix)> {
+        let fitted = self.fit(table, train_rows)?;
+        let mut matrix = fitted.transform(table, train_rows)?;
+        let target_encoded = fitted
+            .columns
+            .iter()
+            .any(|c| matches!(c, FittedColumn::Categorical(FittedCategorical { encoding: CategoryEncoding::Target { .. }, .. })));
+        if target_encoded && train_rows.len() >= 2 {
+            self.cross_fit(&fitted, table, train_rows, &mut matrix)?;
+        }
+        Ok((fitted, matrix))
+    }
+
+    fn cross_fit(
+        &self,
+        fitted: &FittedFeatures,
+        table: &Table,
+        train_rows: &[usize],
+        matrix: &mut Matrix,
+    ) -> Result<()> {
+        let target = self
+            .target
+            .as_ref()
+            .expect("fit refuses target encoding without a target");
+        let targets = target_columns(target, table, train_rows)?;
+        let positions: Vec<usize> = (0..train_rows.len()).collect();
+        let mut offset = 0;
+        for column in &fitted.columns {
+            let width = column.width();
+            if let FittedColumn::Categorical(
+                c @ FittedCategorical {
+                    encoding: CategoryEncoding::Target { .. },
+                    ..
+                },
+            ) = column
+            {
+                let config = self.categorical_config(&c.name)?;
+                let folds = config.folds.clamp(2, train_rows.len());
+                let mut rng = kiln_core::rng::stream(self.seed, "target_encoding");
+                let ColumnRef::Categorical(values) = table.require(&c.name)? else {
+                    unreachable!("target encoding is fitted on categorical columns")
+                };
+                let filled: Vec<&str> = train_rows
+                    .iter()
+                    .map(|&r| str_at(values, r).unwrap_or(&c.fill))
+                    .collect();
+                for fold in kiln_data::k_fold(&positions, folds, &mut rng)? {
+                    let subset: Vec<&str> = fold.train.iter().map(|&i| filled[i]).collect();
+                    let fold_targets = TargetColumns {
+                        outputs: targets.outputs,
+                        values: fold.train.iter().map(|&i| targets.values[i].clone()).collect(),
+                    };
+                    let (categories, encodings, prior) = crate::categorical::target_means(
+                        &subset,
+                        &fold_targets,
+                        config.smoothing,
+                    );
+                    let fold_fit = FittedCategorical {
+                        name: c.name.clone(),
+                        fill: c.fill.clone(),
+                        encoding: CategoryEncoding::Target {
+                            categories,
+                            encodings,
+                            prior,
+                        },
+                    };
+                    let encoder = fold_fit.encoder();
+                    for &i in &fold.valid {
+                        let row = &mut matrix.data[i * matrix.cols + offset..][..width];
+                        row.fill(0.0);
+                        encoder.write(Some(filled[i]), row);
+                    }
+                }
+            }
+            offset += width;
+        }
+        Ok(())
+    }
+
+    fn categorical_config(&self, column: &str) -> Result<CategoricalConfig> {
+        self.config
+            .resolve(column, "categorical", &self.config.categorical)
+    }
+
+    fn fit_column(
+        &self,
+        column: &ColumnSchema,
+        table: &Table,
+        train_rows: &[usize],
+        targets: Option<&TargetColumns>,
+    ) -> Result<FittedColumn> {
+        let name = column.name.as_str();
+        Ok(match (column.column_type, table.require(name)?) {
+            (ColumnType::Numeric, ColumnRef::Numeric(values)) => {
+                let config = self.config.resolve(name, "numeric", &self.config.numeric)?;
+                let present: Vec<f64> = train_rows
+                    .iter()
+                    .filter_map(|&r| number_at(values, r))
+                    .collect();
+                let missing = train_rows.len() - present.len();
+                let fitted = FittedNumeric::fit(name, &config, &present, missing)
+                    .map_err(|e| self.out_of_domain(table, name, values, train_rows, e))?;
+                FittedColumn::Numeric(fitted)
+            }
+            (ColumnType::Boolean, ColumnRef::Boolean(values)) => {
+                let trues = train_rows
+                    .iter()
+                    .filter(|&&r| !values.is_null(r) && values.value(r))
+                    .count();
+                let falses = train_rows
+                    .iter()
+                    .filter(|&&r| !values.is_null(r) && !values.value(r))
+                    .count();
+                FittedColumn::Boolean {
+                    name: name.to_owned(),
+                    fill: trues > falses,
+                }
+            }
+            (ColumnType::Datetime, ColumnRef::Datetime(values)) => {
+                let config = self.config.resolve(name, "datetime", &self.config.datetime)?;
+                let present: Vec<i64> = train_rows
+                    .iter()
+                    .filter(|&&r| !values.is_null(r))
+                    .map(|&r| values.value(r))
+                    .collect();
+                FittedColumn::Datetime(FittedDatetime::fit(name, &config, &present))
+            }
+            (ColumnType::Text, ColumnRef::Text(values)) => {
+                let config = self.config.resolve(name, "text", &self.config.text)?;
+                let documents: Vec<Option<&str>> =
+                    train_rows.iter().map(|&r| str_at(values, r)).collect();
+                FittedColumn::Text(FittedText::fit(name, &config, &documents))
+            }
+            (ColumnType::Categorical, ColumnRef::Categorical(values)) => {
+                let config = self.categorical_config(name)?;
+                let cells: Vec<Option<&str>> =
+                    train_rows.iter().map(|&r| str_at(values, r)).collect();
+                let fitted = FittedCategorical::fit(
+                    name,
+                    &config,
+                    &cells,
+                    self.categorical_as_index && config.encode == Encode::OneHot,
+                    targets,
+                )
+                .map_err(|e| match e {
+                    FitError::NotInOrder { index, value } => Error::NotInOrder {
+                        path: table.path().to_path_buf(),
+                        line: table.line_of(train_rows[index]),
+                        column: name.to_owned(),
+                        value,
+                    },
+                    FitError::NoTarget => Error::NoTarget {
+                        column: name.to_owned(),
+                    },
+                })?;
+                FittedColumn::Categorical(fitted)
+            }
+            (expected, _) => unreachable!(
+                "column `{name}` is planned as {expected:?} but the table types it \
+                 differently; tables are conformed to the schema first"
+            ),
+        })
+    }
+
+    /// The first train row whose value is out of the transform's domain, as an error.
+    fn out_of_domain(
+        &self,
+        table: &Table,
+        name: &str,
+        values: &Float64Array,
+        train_rows: &[usize],
+        error: OutOfDomain,
+    ) -> Error {
+        let row = train_rows
+            .iter()
+            .copied()
+            .find(|&r| number_at(values, r).is_some_and(|v| v <= error.value))
+            .unwrap_or(train_rows[0]);
+        domain_error(table, name, row, error)
+    }
 }
+
+fn domain_error(table: &Table, column: &str, row: usize, error: OutOfDomain) -> Error {
+    Error::OutOfDomain {
+        path: table.path().to_path_buf(),
+        line: table.line_of(row),
+        column: column.to_owned(),
+        value: error.value,
+        transform: "log1p",
+        domain: "values above -1",
+    }
+}
+
+/// The cell as a number; `None` when missing or NaN.
+fn number_at(values: &Float64Array, row: usize) -> Option<f64> {
+    (!values.is_null(row))
+        .then(|| values.value(row))
+        .filter(|v| !v.is_nan())
+}
+
+fn str_at(values: &StringArray, row: usize) -> Option<&str> {
+    (!values.is_null(row)).then(|| values.value(row))
+}
+
+/// The target as numbers for target encoding: the value for regression, the positive-class
+/// indicator for two classes, a one-hot of the class for more.
+fn target_columns(
+    target: &FittedTarget,
+    table: &Table,
+    train_rows: &[usize],
+) -> Result<TargetColumns> {
+    let column = table.require(target.name())?;
+    Ok(match target {
+        FittedTarget::Regression { .. } => {
+            let ColumnRef::Numeric(values) = column else {
+                unreachable!("a regression target was fitted on a numeric column")
+            };
+            TargetColumns {
+                outputs: 1,
+                values: train_rows
+                    .iter()
+                    .map(|&r| number_at(values, r).map(|v| vec![v]))
+                    .collect(),
+            }
+        }
+        FittedTarget::Classification { classes, .. } => {
+            let outputs = if classes.len() == 2 { 1 } else { classes.len() };
+            TargetColumns {
+                outputs,
+                values: train_rows
+                    .iter()
+                    .map(|&r| {
+                        let label = column.text(r)?;
+                        let class = classes.iter().position(|c| *c == label)?;
+                        Some(if outputs == 1 {
+                            vec![if class == 1 { 1.0 } else { 0.0 }]
+                        } else {
+                            (0..outputs)
+                                .map(|k| if k == class { 1.0 } else { 0.0 })
+                                .collect()
+                        })
+                    })
+                    .collect(),
+            }
+        }
+    })
+}
+
+/// Rows per parallel transform task: large enough to amortize the per-task column lookups.
+const TRANSFORM_CHUNK_ROWS: usize = 4096;
 
 impl FittedFeatures {
     /// Gives every pixel column of a channel the channel's train mean and standard deviation.
@@ -307,7 +500,7 @@ impl FittedFeatures {
         let non_numeric: Vec<String> = self
             .columns
             .iter()
-            .filter(|c| !matches!(c, FittedColumn::Numeric { .. }))
+            .filter(|c| !matches!(c, FittedColumn::Numeric(n) if n.is_dense()))
             .map(|c| c.name().to_owned())
             .collect();
         let pixels = self.columns.len();
@@ -323,18 +516,14 @@ impl FittedFeatures {
         for channel in self.columns.chunks_mut(per_channel) {
             let (mut sum, mut sum_sq, mut n) = (0.0_f64, 0.0_f64, 0.0_f64);
             for column in channel.iter() {
-                let FittedColumn::Numeric { name, fill, .. } = column else {
+                let FittedColumn::Numeric(numeric) = column else {
                     unreachable!("checked numeric above")
                 };
-                let ColumnRef::Numeric(values) = table.require(name)? else {
+                let ColumnRef::Numeric(values) = table.require(&numeric.name)? else {
                     unreachable!("tables are conformed to the fitted schema")
                 };
                 for &r in train_rows {
-                    let x = if values.is_null(r) {
-                        *fill
-                    } else {
-                        values.value(r)
-                    };
+                    let x = number_at(values, r).unwrap_or(numeric.fill);
                     sum += x;
                     sum_sq += x * x;
                     n += 1.0;
@@ -343,9 +532,9 @@ impl FittedFeatures {
             let mean = sum / n;
             let var = mean.mul_add(-mean, sum_sq / n).max(0.0);
             for column in channel {
-                if let FittedColumn::Numeric { center, scale, .. } = column {
-                    *center = mean;
-                    *scale = if var > 0.0 { var.sqrt() } else { 1.0 };
+                if let FittedColumn::Numeric(numeric) = column {
+                    numeric.center = mean;
+                    numeric.scale = if var > 0.0 { var.sqrt() } else { 1.0 };
                 }
             }
         }
@@ -358,11 +547,10 @@ impl FittedFeatures {
         let mut offset = 0;
         let mut found = Vec::new();
         for column in &self.columns {
-            if let FittedColumn::Categorical {
-                categories,
-                encoding: CategoricalEncoding::Index,
+            if let FittedColumn::Categorical(FittedCategorical {
+                encoding: CategoryEncoding::Index { categories },
                 ..
-            } = column
+            }) = column
             {
                 found.push((offset, categories.len() + 1));
             }
@@ -376,109 +564,86 @@ impl FittedFeatures {
         self.columns.iter().map(FittedColumn::width).sum()
     }
 
-    /// A name for every output column (`column` or `column=value`, `column=<other>`).
+    /// A name for every output column (`column`, `column=value`, `column=<other>`,
+    /// `column#bucket`, `column.hour_sin` …).
     pub fn output_names(&self) -> Vec<String> {
         self.columns
             .iter()
-            .flat_map(|c| match c {
-                FittedColumn::Categorical {
-                    name,
-                    categories,
-                    encoding: CategoricalEncoding::OneHot,
-                    ..
-                } => categories
-                    .iter()
-                    .map(|v| format!("{name}={v}"))
-                    .chain(std::iter::once(format!("{name}=<other>")))
-                    .collect(),
-                _ => vec![c.name().to_owned()],
-            })
+            .flat_map(FittedColumn::output_names)
             .collect()
     }
 
-    /// Transforms `rows` of `table` into a dense `rows.len() × width()` matrix.
+    /// Transforms `rows` of `table` into a dense `rows.len() × width()` matrix, in parallel
+    /// over blocks of rows.
     ///
     /// # Errors
-    /// [`Error::Data`] when a fitted column is not in `table`.
+    /// [`Error::Data`] when a fitted column is not in `table`; [`Error::OutOfDomain`] naming
+    /// the line of a value a transform cannot take.
     pub fn transform(&self, table: &Table, rows: &[usize]) -> Result<Matrix> {
         let width = self.width();
+        let sources = self
+            .columns
+            .iter()
+            .map(|c| table.require(c.name()))
+            .collect::<kiln_data::Result<Vec<_>>>()?;
+        let encoders: Vec<_> = self
+            .columns
+            .iter()
+            .map(|c| match c {
+                FittedColumn::Categorical(c) => Some(c.encoder()),
+                _ => None,
+            })
+            .collect();
         let mut data = vec![0.0_f32; rows.len() * width];
-        let mut offset = 0;
-        for column in &self.columns {
-            let values = table.require(column.name())?;
-            #[allow(clippy::cast_possible_truncation)] // Features are f32 on every backend.
-            for (out_row, &r) in rows.iter().enumerate() {
-                let out = &mut data[out_row * width + offset..];
-                match (column, values) {
-                    (
-                        FittedColumn::Numeric {
-                            fill,
-                            center,
-                            scale,
-                            ..
-                        },
-                        ColumnRef::Numeric(v),
-                    ) => {
-                        let x = if v.is_null(r) { *fill } else { v.value(r) };
-                        out[0] = ((x - center) / scale) as f32;
-                    }
-                    (FittedColumn::Boolean { fill, .. }, ColumnRef::Boolean(v)) => {
-                        let b = if v.is_null(r) { *fill } else { v.value(r) };
-                        out[0] = f32::from(u8::from(b));
-                    }
-                    (
-                        FittedColumn::Categorical {
-                            fill,
-                            categories,
-                            encoding,
-                            ..
-                        },
-                        v,
-                    ) => {
-                        let text = v.text(r);
-                        let value = text.as_deref().unwrap_or(fill);
-                        let slot = categories
-                            .binary_search_by(|c| c.as_str().cmp(value))
-                            .unwrap_or(categories.len());
-                        match encoding {
-                            CategoricalEncoding::OneHot => out[slot] = 1.0,
-                            #[allow(clippy::cast_precision_loss)]
-                            // Exact: category counts are far below 2^24.
-                            CategoricalEncoding::Index => out[0] = slot as f32,
+        if width == 0 {
+            return Ok(Matrix::new(data, rows.len(), width));
+        }
+        data.par_chunks_mut(TRANSFORM_CHUNK_ROWS * width)
+            .zip(rows.par_chunks(TRANSFORM_CHUNK_ROWS))
+            .try_for_each(|(block, block_rows)| {
+                let mut offset = 0;
+                for ((column, source), encoder) in self.columns.iter().zip(&sources).zip(&encoders)
+                {
+                    let column_width = column.width();
+                    for (out_row, &r) in block_rows.iter().enumerate() {
+                        let out = &mut block[out_row * width + offset..][..column_width];
+                        match (column, source) {
+                            (FittedColumn::Numeric(n), ColumnRef::Numeric(v)) => n
+                                .write(number_at(v, r), out)
+                                .map_err(|e| domain_error(table, &n.name, r, e))?,
+                            (FittedColumn::Boolean { fill, .. }, ColumnRef::Boolean(v)) => {
+                                let b = if v.is_null(r) { *fill } else { v.value(r) };
+                                out[0] = f32::from(u8::from(b));
+                            }
+                            (FittedColumn::Categorical(_), ColumnRef::Categorical(v)) => encoder
+                                .as_ref()
+                                .expect("categorical columns have an encoder")
+                                .write(str_at(v, r), out),
+                            (FittedColumn::Datetime(d), ColumnRef::Datetime(v)) => {
+                                d.write((!v.is_null(r)).then(|| v.value(r)), out);
+                            }
+                            (FittedColumn::Text(t), ColumnRef::Text(v)) => t.write(str_at(v, r), out),
+                            (fitted, _) => unreachable!(
+                                "column `{}` was fitted as {fitted:?} but the table types it \
+                                 differently; tables are conformed to the fitted schema first",
+                                fitted.name()
+                            ),
                         }
                     }
-                    (fitted, _) => unreachable!(
-                        "column `{}` was fitted as {fitted:?} but the table types it differently; \
-                         tables are conformed to the fitted schema first",
-                        fitted.name()
-                    ),
+                    offset += column_width;
                 }
-            }
-            offset += column.width();
-        }
+                Ok::<(), Error>(())
+            })?;
         Ok(Matrix::new(data, rows.len(), width))
     }
-}
 
-#[allow(clippy::cast_precision_loss)] // Counts are far below 2^52.
-fn mean(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        0.0
-    } else {
-        values.iter().sum::<f64>() / values.len() as f64
-    }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        f64::midpoint(values[mid - 1], values[mid])
+    /// Maps a transformed value of numeric column `column` back to the input's units, where
+    /// the column's steps are invertible (no bins).
+    pub fn inverse_numeric(&self, column: &str, value: f64) -> Option<f64> {
+        self.columns.iter().find_map(|c| match c {
+            FittedColumn::Numeric(n) if n.name == column => n.inverse(value),
+            _ => None,
+        })
     }
 }
 
@@ -503,23 +668,23 @@ mod tests {
         let t = table("x,c,b\n1,a,true\nNA,a,false\n3,b,true\n1000,z,false\n2000,z,false\n");
         let plan = FeaturePlan::new(t.schema(), &[], FeatureConfig::default());
         let fitted = plan.fit(&t, &[0, 1, 2]).unwrap();
-        let FittedColumn::Numeric {
+        let FittedColumn::Numeric(FittedNumeric {
             fill,
             center,
             scale,
             ..
-        } = fitted.columns[0]
+        }) = fitted.columns[0]
         else {
             panic!()
         };
         assert!((fill - 2.0).abs() < 1e-12, "median of train values 1 and 3");
         assert!((center - 2.0).abs() < 1e-12, "mean of 1, 2 (imputed), 3");
         assert!((scale - (2.0_f64 / 3.0).sqrt()).abs() < 1e-12);
-        let FittedColumn::Categorical {
+        let FittedColumn::Categorical(FittedCategorical {
             ref fill,
-            ref categories,
+            encoding: CategoryEncoding::OneHot { ref categories, .. },
             ..
-        } = fitted.columns[1]
+        }) = fitted.columns[1]
         else {
             panic!()
         };
@@ -583,7 +748,7 @@ mod tests {
             .columns
             .iter()
             .map(|c| match c {
-                FittedColumn::Numeric { center, scale, .. } => (*center, *scale),
+                FittedColumn::Numeric(n) => (n.center, n.scale),
                 _ => panic!(),
             })
             .collect();

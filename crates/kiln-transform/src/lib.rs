@@ -13,13 +13,25 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod categorical;
+mod config;
+mod datetime;
+mod dense;
 mod error;
 mod features;
+mod numeric;
 mod target;
+mod text;
 
-pub use error::{Error, ImageColumnsError, Result};
-pub use features::{
-    CategoricalConfig, CategoricalEncoding, FeatureConfig, FeaturePlan, FittedColumn,
-    FittedFeatures, Impute, NumericConfig, Scale,
+pub use categorical::{CategoryEncoding, FittedCategorical};
+pub use config::{
+    CategoricalConfig, Clip, DatePart, DatetimeConfig, Encode, FeatureConfig, Impute,
+    NumericConfig, Scale, TextConfig, Unknown,
 };
+pub use datetime::FittedDatetime;
+pub use dense::{DenseNumeric, DenseNumericOps};
+pub use error::{Error, ImageColumnsError, Result};
+pub use features::{FeaturePlan, FittedColumn, FittedFeatures};
+pub use numeric::FittedNumeric;
 pub use target::{FittedTarget, TargetKind, Targets};
+pub use text::FittedText;
