@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Result;
+use kiln_pipeline::Result;
 use kiln_pipeline::bundle::BundleSpec;
 use kiln_transform::FittedTarget;
 
@@ -14,7 +14,8 @@ pub(crate) fn inspect(bundle: &Path, json: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         let value = serde_json::json!({ "features": spec.features, "target": spec.target });
-        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        let text = serde_json::to_string_pretty(&value).expect("fitted state serializes");
+        writeln!(out, "{text}")?;
         return Ok(());
     }
     let name_width = spec

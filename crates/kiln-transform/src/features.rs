@@ -765,6 +765,31 @@ mod tests {
     }
 
     #[test]
+    fn cross_fitted_target_encoding_never_sees_the_rows_own_target() {
+        let mut text = String::from("c,y\n");
+        for i in 0..40 {
+            text.push_str(&format!("{},{}\n", ["a", "b", "c"][i % 3], i % 5));
+        }
+        let encode = |text: &str| {
+            let t = table(text);
+            let rows: Vec<usize> = (0..40).collect();
+            let target = FittedTarget::fit(&t, "y", crate::TargetKind::Regression, &rows).unwrap();
+            let config: FeatureConfig =
+                serde_json::from_str(r#"{"categorical": {"encode": "target"}}"#).unwrap();
+            let plan = FeaturePlan::new(t.schema(), &["y"], config).target(&target).seed(7);
+            let (fitted, train) = plan.fit_transform(&t, &rows).unwrap();
+            (fitted.transform(&t, &rows).unwrap(), train)
+        };
+        let (full, cross) = encode(&text);
+        assert_ne!(full, cross, "train rows get out-of-fold encodings");
+        // Change row 0's target: its own cross-fitted encoding stays, the full fit moves.
+        let changed = text.replacen("a,0\n", "a,1000\n", 1);
+        let (full_changed, cross_changed) = encode(&changed);
+        assert_eq!(cross.row(0), cross_changed.row(0));
+        assert_ne!(full.row(0), full_changed.row(0));
+    }
+
+    #[test]
     fn fitted_state_round_trips_through_json() {
         let t = table("x,c\n1,a\n3,b\n");
         let fitted = FeaturePlan::new(t.schema(), &[], FeatureConfig::default())

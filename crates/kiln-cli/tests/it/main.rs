@@ -6,6 +6,7 @@ mod data;
 mod models;
 mod penguins;
 mod training;
+mod transforms;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
