@@ -8,6 +8,9 @@
 
 use std::hint::black_box;
 
+use burn::backend::flex::FlexDevice;
+use burn::backend::ndarray::NdArrayDevice;
+use burn::backend::wgpu::WgpuDevice;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -44,7 +47,13 @@ fn params() -> DenseNumeric {
 fn input<B: Backend>(device: &B::Device) -> Tensor<B, 2> {
     #[allow(clippy::cast_precision_loss)] // Small indices.
     let data: Vec<f32> = (0..ROWS * COLS)
-        .map(|i| if i % 17 == 0 { f32::NAN } else { (i % 101) as f32 - 20.0 })
+        .map(|i| {
+            if i % 17 == 0 {
+                f32::NAN
+            } else {
+                (i % 101) as f32 - 20.0
+            }
+        })
         .collect();
     Tensor::from_data(TensorData::new(data, [ROWS, COLS]), device)
 }
@@ -70,10 +79,10 @@ fn bench_backend<B: DenseNumericOps>(c: &mut Criterion, name: &str, device: &B::
 }
 
 fn dense(c: &mut Criterion) {
-    bench_backend::<NdArrayBackend>(c, "ndarray", &Default::default());
-    bench_backend::<FlexBackend>(c, "flex", &Default::default());
+    bench_backend::<NdArrayBackend>(c, "ndarray", &NdArrayDevice::Cpu);
+    bench_backend::<FlexBackend>(c, "flex", &FlexDevice);
     // On wgpu, `backend_path` is the fused kernel.
-    bench_backend::<WgpuBackend>(c, "wgpu", &Default::default());
+    bench_backend::<WgpuBackend>(c, "wgpu", &WgpuDevice::default());
 }
 
 criterion_group!(benches, dense);

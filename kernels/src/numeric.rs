@@ -1,12 +1,12 @@
 //! The fused dense numeric transform. Kept in its own module: burn's and cubecl's preludes
 //! both export `Tensor` and `Float`.
 
+use burn_cubecl::CubeRuntime;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
-use burn_cubecl::CubeRuntime;
-use cubecl::prelude::*;
 use cubecl::calculate_cube_count_elemwise;
+use cubecl::prelude::*;
 
 /// Rows of the parameter matrix, per input column: fill, lower bound, upper bound, center,
 /// scale.

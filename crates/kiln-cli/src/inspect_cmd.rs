@@ -26,7 +26,11 @@ pub(crate) fn inspect(bundle: &Path, json: bool) -> Result<()> {
         .max()
         .unwrap_or(0)
         .max("column".len());
-    writeln!(out, "{:<name_width$}  {:<11}  {:>6}  learned", "column", "kind", "width")?;
+    writeln!(
+        out,
+        "{:<name_width$}  {:<11}  {:>6}  learned",
+        "column", "kind", "width"
+    )?;
     for column in &spec.features.columns {
         let (kind, learned) = column.describe();
         writeln!(
@@ -36,10 +40,20 @@ pub(crate) fn inspect(bundle: &Path, json: bool) -> Result<()> {
             column.width()
         )?;
     }
-    writeln!(out, "{} inputs -> {} model features", spec.features.columns.len(), spec.features.width())?;
+    writeln!(
+        out,
+        "{} inputs -> {} model features",
+        spec.features.columns.len(),
+        spec.features.width()
+    )?;
     match &spec.target {
         FittedTarget::Classification { name, classes } => {
-            writeln!(out, "target `{name}`: {} classes: {}", classes.len(), classes.join(", "))?;
+            writeln!(
+                out,
+                "target `{name}`: {} classes: {}",
+                classes.len(),
+                classes.join(", ")
+            )?;
         }
         FittedTarget::Regression { name, mean, std } => writeln!(
             out,

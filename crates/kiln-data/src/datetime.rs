@@ -201,10 +201,16 @@ mod tests {
     #[test]
     fn civil_time_splits_fields_and_weekday() {
         let t = CivilTime::from_micros(parse_datetime("2013-01-01T05:17:00Z").unwrap());
-        assert_eq!((t.year, t.month, t.day, t.hour, t.minute), (2013, 1, 1, 5, 17));
+        assert_eq!(
+            (t.year, t.month, t.day, t.hour, t.minute),
+            (2013, 1, 1, 5, 17)
+        );
         assert_eq!(t.weekday, 1, "2013-01-01 was a Tuesday");
         let before = CivilTime::from_micros(-1);
-        assert_eq!((before.year, before.month, before.day, before.hour), (1969, 12, 31, 23));
+        assert_eq!(
+            (before.year, before.month, before.day, before.hour),
+            (1969, 12, 31, 23)
+        );
         assert_eq!(before.weekday, 2, "1969-12-31 was a Wednesday");
     }
 

@@ -30,15 +30,16 @@ fn main() -> anyhow::Result<()> {
     let types: BTreeMap<String, ColumnType> = numeric
         .iter()
         .map(|&c| (c.to_owned(), ColumnType::Numeric))
-        .chain(categorical.iter().map(|&c| (c.to_owned(), ColumnType::Categorical)))
+        .chain(
+            categorical
+                .iter()
+                .map(|&c| (c.to_owned(), ColumnType::Categorical)),
+        )
         .collect();
     let schema = kiln_data::infer_schema(&raw, 1000, &types)?;
     let table = raw.conform(&schema, &[])?;
     let used: Vec<&str> = numeric.iter().chain(&categorical).copied().collect();
-    let exclude: Vec<&str> = schema
-        .names()
-        .filter(|n| !used.contains(n))
-        .collect();
+    let exclude: Vec<&str> = schema.names().filter(|n| !used.contains(n)).collect();
     let rows: Vec<usize> = (0..table.n_rows()).collect();
     let plan = FeaturePlan::new(&schema, &exclude, FeatureConfig::default());
     let mut runs = Vec::with_capacity(reps);

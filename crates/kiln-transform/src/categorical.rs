@@ -108,9 +108,10 @@ impl FittedCategorical {
             }
             Encode::Ordinal => match &config.order {
                 Some(order) => {
-                    if let Some(unlisted) = values.iter().position(|v| {
-                        v.is_some_and(|v| !order.iter().any(|o| o == v))
-                    }) {
+                    if let Some(unlisted) = values
+                        .iter()
+                        .position(|v| v.is_some_and(|v| !order.iter().any(|o| o == v)))
+                    {
                         return Err(FitError::NotInOrder {
                             index: unlisted,
                             value: values[unlisted].unwrap_or_default().to_owned(),
@@ -295,7 +296,9 @@ impl Encoder<'_> {
                 ..
             } => {
                 let slot = self.slots.get(value).copied().or_else(|| {
-                    let rare = infrequent.binary_search_by(|c| c.as_str().cmp(value)).is_ok();
+                    let rare = infrequent
+                        .binary_search_by(|c| c.as_str().cmp(value))
+                        .is_ok();
                     if rare || *unknown == Unknown::Other {
                         self.other
                     } else {
@@ -367,8 +370,11 @@ fn frequent(
     min_frequency: usize,
     max_categories: Option<usize>,
 ) -> (Vec<String>, Vec<String>) {
-    let (mut kept, mut folded): (Vec<(&str, usize)>, Vec<(&str, usize)>) =
-        counts.iter().map(|(&v, &n)| (v, n)).partition(|&(_, n)| n >= min_frequency);
+    type Counted<'a> = Vec<(&'a str, usize)>;
+    let (mut kept, mut folded): (Counted, Counted) = counts
+        .iter()
+        .map(|(&v, &n)| (v, n))
+        .partition(|&(_, n)| n >= min_frequency);
     if let Some(max) = max_categories.map(|m| m.max(1))
         && kept.len() + usize::from(!folded.is_empty()) > max
     {

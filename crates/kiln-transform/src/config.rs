@@ -280,12 +280,10 @@ impl FeatureConfig {
             unreachable!("configs are structs")
         };
         merged.extend(overrides.clone());
-        serde_json::from_value(serde_json::Value::Object(merged)).map_err(|e| {
-            Error::ColumnConfig {
-                column: column.to_owned(),
-                type_name: type_name.to_owned(),
-                reason: e.to_string(),
-            }
+        serde_json::from_value(serde_json::Value::Object(merged)).map_err(|e| Error::ColumnConfig {
+            column: column.to_owned(),
+            type_name: type_name.to_owned(),
+            reason: e.to_string(),
         })
     }
 

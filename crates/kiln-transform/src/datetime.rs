@@ -38,7 +38,12 @@ impl FittedDatetime {
             .map(|&t| CivilTime::from_micros(t).year as f64)
             .collect();
         let year_center = mean(&years);
-        let var = mean(&years.iter().map(|y| (y - year_center).powi(2)).collect::<Vec<_>>());
+        let var = mean(
+            &years
+                .iter()
+                .map(|y| (y - year_center).powi(2))
+                .collect::<Vec<_>>(),
+        );
         Self {
             name: name.to_owned(),
             fill,

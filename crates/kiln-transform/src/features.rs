@@ -241,10 +241,15 @@ impl FeaturePlan {
     ) -> Result<(FittedFeatures, Matrix)> {
         let fitted = self.fit(table, train_rows)?;
         let mut matrix = fitted.transform(table, train_rows)?;
-        let target_encoded = fitted
-            .columns
-            .iter()
-            .any(|c| matches!(c, FittedColumn::Categorical(FittedCategorical { encoding: CategoryEncoding::Target { .. }, .. })));
+        let target_encoded = fitted.columns.iter().any(|c| {
+            matches!(
+                c,
+                FittedColumn::Categorical(FittedCategorical {
+                    encoding: CategoryEncoding::Target { .. },
+                    ..
+                })
+            )
+        });
         if target_encoded && train_rows.len() >= 2 {
             self.cross_fit(&fitted, table, train_rows, &mut matrix)?;
         }
@@ -288,13 +293,14 @@ impl FeaturePlan {
                     let subset: Vec<&str> = fold.train.iter().map(|&i| filled[i]).collect();
                     let fold_targets = TargetColumns {
                         outputs: targets.outputs,
-                        values: fold.train.iter().map(|&i| targets.values[i].clone()).collect(),
+                        values: fold
+                            .train
+                            .iter()
+                            .map(|&i| targets.values[i].clone())
+                            .collect(),
                     };
-                    let (categories, encodings, prior) = crate::categorical::target_means(
-                        &subset,
-                        &fold_targets,
-                        config.smoothing,
-                    );
+                    let (categories, encodings, prior) =
+                        crate::categorical::target_means(&subset, &fold_targets, config.smoothing);
                     let fold_fit = FittedCategorical {
                         name: c.name.clone(),
                         fill: c.fill.clone(),
@@ -339,7 +345,7 @@ impl FeaturePlan {
                     .collect();
                 let missing = train_rows.len() - present.len();
                 let fitted = FittedNumeric::fit(name, &config, &present, missing)
-                    .map_err(|e| self.out_of_domain(table, name, values, train_rows, e))?;
+                    .map_err(|e| out_of_domain(table, name, values, train_rows, e))?;
                 FittedColumn::Numeric(fitted)
             }
             (ColumnType::Boolean, ColumnRef::Boolean(values)) => {
@@ -357,7 +363,9 @@ impl FeaturePlan {
                 }
             }
             (ColumnType::Datetime, ColumnRef::Datetime(values)) => {
-                let config = self.config.resolve(name, "datetime", &self.config.datetime)?;
+                let config = self
+                    .config
+                    .resolve(name, "datetime", &self.config.datetime)?;
                 let present: Vec<i64> = train_rows
                     .iter()
                     .filter(|&&r| !values.is_null(r))
@@ -401,23 +409,22 @@ impl FeaturePlan {
             ),
         })
     }
+}
 
-    /// The first train row whose value is out of the transform's domain, as an error.
-    fn out_of_domain(
-        &self,
-        table: &Table,
-        name: &str,
-        values: &Float64Array,
-        train_rows: &[usize],
-        error: OutOfDomain,
-    ) -> Error {
-        let row = train_rows
-            .iter()
-            .copied()
-            .find(|&r| number_at(values, r).is_some_and(|v| v <= error.value))
-            .unwrap_or(train_rows[0]);
-        domain_error(table, name, row, error)
-    }
+/// The first train row whose value is out of the transform's domain, as an error.
+fn out_of_domain(
+    table: &Table,
+    name: &str,
+    values: &Float64Array,
+    train_rows: &[usize],
+    error: OutOfDomain,
+) -> Error {
+    let row = train_rows
+        .iter()
+        .copied()
+        .find(|&r| number_at(values, r).is_some_and(|v| v <= error.value))
+        .unwrap_or(train_rows[0]);
+    domain_error(table, name, row, error)
 }
 
 fn domain_error(table: &Table, column: &str, row: usize, error: OutOfDomain) -> Error {
@@ -579,6 +586,10 @@ impl FittedFeatures {
     /// # Errors
     /// [`Error::Data`] when a fitted column is not in `table`; [`Error::OutOfDomain`] naming
     /// the line of a value a transform cannot take.
+    ///
+    /// # Panics
+    /// Never: every categorical column has an encoder, and tables are conformed to the fitted
+    /// schema before they get here.
     pub fn transform(&self, table: &Table, rows: &[usize]) -> Result<Matrix> {
         let width = self.width();
         let sources = self
@@ -622,7 +633,9 @@ impl FittedFeatures {
                             (FittedColumn::Datetime(d), ColumnRef::Datetime(v)) => {
                                 d.write((!v.is_null(r)).then(|| v.value(r)), out);
                             }
-                            (FittedColumn::Text(t), ColumnRef::Text(v)) => t.write(str_at(v, r), out),
+                            (FittedColumn::Text(t), ColumnRef::Text(v)) => {
+                                t.write(str_at(v, r), out);
+                            }
                             (fitted, _) => unreachable!(
                                 "column `{}` was fitted as {fitted:?} but the table types it \
                                  differently; tables are conformed to the fitted schema first",
@@ -766,9 +779,10 @@ mod tests {
 
     #[test]
     fn cross_fitted_target_encoding_never_sees_the_rows_own_target() {
+        use std::fmt::Write;
         let mut text = String::from("c,y\n");
         for i in 0..40 {
-            text.push_str(&format!("{},{}\n", ["a", "b", "c"][i % 3], i % 5));
+            writeln!(text, "{},{}", ["a", "b", "c"][i % 3], i % 5).unwrap();
         }
         let encode = |text: &str| {
             let t = table(text);
@@ -776,7 +790,9 @@ mod tests {
             let target = FittedTarget::fit(&t, "y", crate::TargetKind::Regression, &rows).unwrap();
             let config: FeatureConfig =
                 serde_json::from_str(r#"{"categorical": {"encode": "target"}}"#).unwrap();
-            let plan = FeaturePlan::new(t.schema(), &["y"], config).target(&target).seed(7);
+            let plan = FeaturePlan::new(t.schema(), &["y"], config)
+                .target(&target)
+                .seed(7);
             let (fitted, train) = plan.fit_transform(&t, &rows).unwrap();
             (fitted.transform(&t, &rows).unwrap(), train)
         };

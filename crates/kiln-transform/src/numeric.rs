@@ -192,17 +192,14 @@ impl FittedNumeric {
     /// must be zeroed.
     pub(crate) fn write(&self, raw: Option<f64>, out: &mut [f32]) -> Result<(), OutOfDomain> {
         let x = self.prepare(raw)?;
-        let value_width = match &self.bins {
-            Some(edges) => {
-                out[edges.partition_point(|&e| e <= x)] = 1.0;
-                edges.len() + 1
-            }
-            None => {
-                #[allow(clippy::cast_possible_truncation)] // Features are f32 on every backend.
-                let scaled = ((x - self.center) / self.scale) as f32;
-                out[0] = scaled;
-                1
-            }
+        let value_width = if let Some(edges) = &self.bins {
+            out[edges.partition_point(|&e| e <= x)] = 1.0;
+            edges.len() + 1
+        } else {
+            #[allow(clippy::cast_possible_truncation)] // Features are f32 on every backend.
+            let scaled = ((x - self.center) / self.scale) as f32;
+            out[0] = scaled;
+            1
         };
         if self.missing_indicator && raw.is_none() {
             out[value_width] = 1.0;
@@ -215,7 +212,9 @@ impl FittedNumeric {
         if self.bins.is_some() {
             return None;
         }
-        self.prepare(raw).ok().map(|x| (x - self.center) / self.scale)
+        self.prepare(raw)
+            .ok()
+            .map(|x| (x - self.center) / self.scale)
     }
 
     /// Maps a scaled output back to the input's units, where every step is invertible (no
@@ -276,34 +275,39 @@ fn yeo_johnson_inverse(y: f64, lambda: f64) -> f64 {
 /// hand because a one-dimensional search does not justify an optimization crate.
 pub(crate) fn fit_yeo_johnson(xs: &[f64]) -> f64 {
     #[allow(clippy::cast_precision_loss)] // Row counts are far below 2^52.
-    let n = xs.len() as f64;
+    let count = xs.len() as f64;
     let log_terms: f64 = xs.iter().map(|&x| x.signum() * x.abs().ln_1p()).sum();
     let neg_log_likelihood = |lambda: f64| {
         let transformed: Vec<f64> = xs.iter().map(|&x| yeo_johnson(x, lambda)).collect();
         let m = mean(&transformed);
-        let var = mean(&transformed.iter().map(|v| (v - m).powi(2)).collect::<Vec<_>>());
+        let var = mean(
+            &transformed
+                .iter()
+                .map(|v| (v - m).powi(2))
+                .collect::<Vec<_>>(),
+        );
         if var <= f64::MIN_POSITIVE {
             return f64::INFINITY;
         }
-        (n / 2.0).mul_add(var.ln(), -(lambda - 1.0) * log_terms)
+        (count / 2.0).mul_add(var.ln(), -(lambda - 1.0) * log_terms)
     };
     let ratio = (5.0_f64.sqrt() - 1.0) / 2.0;
-    let (mut a, mut b) = (-10.0_f64, 10.0_f64);
-    let mut c = b - ratio * (b - a);
-    let mut d = a + ratio * (b - a);
-    let (mut fc, mut fd) = (neg_log_likelihood(c), neg_log_likelihood(d));
-    while b - a > 1e-10 {
-        if fc < fd {
-            (b, d, fd) = (d, c, fc);
-            c = b - ratio * (b - a);
-            fc = neg_log_likelihood(c);
+    let (mut low, mut high) = (-10.0_f64, 10.0_f64);
+    let mut left = high - ratio * (high - low);
+    let mut right = low + ratio * (high - low);
+    let (mut f_left, mut f_right) = (neg_log_likelihood(left), neg_log_likelihood(right));
+    while high - low > 1e-10 {
+        if f_left < f_right {
+            (high, right, f_right) = (right, left, f_left);
+            left = high - ratio * (high - low);
+            f_left = neg_log_likelihood(left);
         } else {
-            (a, c, fc) = (c, d, fd);
-            d = a + ratio * (b - a);
-            fd = neg_log_likelihood(d);
+            (low, left, f_left) = (left, right, f_right);
+            right = low + ratio * (high - low);
+            f_right = neg_log_likelihood(right);
         }
     }
-    f64::midpoint(a, b)
+    f64::midpoint(low, high)
 }
 
 /// Inner edges of `n_bins` quantile bins, dropping bins narrower than 1e-8 (as scikit-learn's

@@ -27,7 +27,10 @@ impl FittedText {
         let mut fitted = Self {
             name: name.to_owned(),
             width: config.width.max(1),
-            ngrams: [config.ngrams[0].max(1), config.ngrams[1].max(config.ngrams[0]).max(1)],
+            ngrams: [
+                config.ngrams[0].max(1),
+                config.ngrams[1].max(config.ngrams[0]).max(1),
+            ],
             lowercase: config.lowercase,
             idf: None,
         };
@@ -42,13 +45,8 @@ impl FittedText {
                 }
             }
             #[allow(clippy::cast_precision_loss)] // Row counts are far below 2^52.
-            let n = documents.len() as f64;
-            fitted.idf = Some(
-                document_frequency
-                    .iter()
-                    .map(|&df| ((1.0 + n) / (1.0 + df as f64)).ln() + 1.0)
-                    .collect(),
-            );
+            let idf = |df: usize| ((1.0 + documents.len() as f64) / (1.0 + df as f64)).ln() + 1.0;
+            fitted.idf = Some(document_frequency.into_iter().map(idf).collect());
         }
         fitted
     }

@@ -1,5 +1,7 @@
 //! Property tests over random tables with missing values (fixed case count and seed).
 
+use std::fmt::Write;
+
 use kiln_data::{ColumnType, CsvOptions, Table, infer_schema, read_csv};
 use kiln_transform::{
     Encode, FeatureConfig, FeaturePlan, FittedColumn, FittedFeatures, FittedTarget, Impute, Scale,
@@ -32,9 +34,10 @@ fn csv(rows: &[Row]) -> String {
     for r in rows {
         let x = r.x.map_or("NA".to_owned(), |v| v.to_string());
         // Categories a..f; tests add the unseen letters beyond.
-        let c = r.c.map_or("NA".to_owned(), |v| char::from(b'a' + v).to_string());
+        let c =
+            r.c.map_or("NA".to_owned(), |v| char::from(b'a' + v).to_string());
         let b = r.b.map_or("NA".to_owned(), |v| v.to_string());
-        text.push_str(&format!("{x},NA,{c},{b},{}\n", r.y));
+        writeln!(text, "{x},NA,{c},{b},{}", r.y).unwrap();
     }
     text
 }
@@ -60,7 +63,11 @@ fn table(rows: &[Row]) -> Table {
 
 fn features() -> impl Strategy<Value = FeatureConfig> {
     (
-        prop_oneof![Just(Impute::Median), Just(Impute::Mean), Just(Impute::Constant)],
+        prop_oneof![
+            Just(Impute::Median),
+            Just(Impute::Mean),
+            Just(Impute::Constant)
+        ],
         prop_oneof![
             Just(Scale::Standard),
             Just(Scale::MinMax),
@@ -79,17 +86,19 @@ fn features() -> impl Strategy<Value = FeatureConfig> {
         ],
         1..3_usize,
     )
-        .prop_map(|(impute, scale, power, bins, indicator, encode, min_frequency)| {
-            let mut config = FeatureConfig::default();
-            config.numeric.impute = impute;
-            config.numeric.scale = scale;
-            config.numeric.power = power;
-            config.numeric.bins = bins;
-            config.numeric.missing_indicator = indicator;
-            config.categorical.encode = encode;
-            config.categorical.min_frequency = min_frequency;
-            config
-        })
+        .prop_map(
+            |(impute, scale, power, bins, indicator, encode, min_frequency)| {
+                let mut config = FeatureConfig::default();
+                config.numeric.impute = impute;
+                config.numeric.scale = scale;
+                config.numeric.power = power;
+                config.numeric.bins = bins;
+                config.numeric.missing_indicator = indicator;
+                config.categorical.encode = encode;
+                config.categorical.min_frequency = min_frequency;
+                config
+            },
+        )
 }
 
 fn fit(t: &Table, config: FeatureConfig, train: &[usize]) -> FittedFeatures {

@@ -1,6 +1,9 @@
 //! Each transform against scikit-learn 1.9.1 on fixed data. The expected values were computed
 //! once with the sklearn call in each test's comment (inputs as in the test) and committed.
 
+// The expected values stay exactly as numpy printed them, so they can be diffed against it.
+#![allow(clippy::unreadable_literal)]
+
 use kiln_data::{ColumnType, CsvOptions, Table, infer_schema, read_csv};
 use kiln_transform::{FeatureConfig, FeaturePlan, FittedColumn, FittedTarget, TargetKind};
 
@@ -54,7 +57,9 @@ fn numeric(features: &str) -> Vec<f32> {
 #[test]
 fn standard_scaler_after_median_imputer() {
     // StandardScaler().fit_transform(SimpleImputer(strategy='median').fit_transform(x))
-    let expected = [-0.561871, -0.285258, 0.129663, -1.391711, 1.92765, -0.700178, 1.166963, -0.285258];
+    let expected = [
+        -0.561871, -0.285258, 0.129663, -1.391711, 1.92765, -0.700178, 1.166963, -0.285258,
+    ];
     assert_close(&numeric(""), &expected, 1e-5);
 }
 
@@ -81,18 +86,32 @@ fn constant_imputer() {
 #[test]
 fn min_max_robust_and_max_abs_scalers() {
     // MinMaxScaler(), RobustScaler(), MaxAbsScaler() after the median imputer.
-    let min_max = [0.25, 0.333333, 0.458333, 0.0, 1.0, 0.208333, 0.770833, 0.333333];
-    let robust = [-0.280702, 0.0, 0.421053, -1.122807, 2.245614, -0.421053, 1.473684, 0.0];
+    let min_max = [
+        0.25, 0.333333, 0.458333, 0.0, 1.0, 0.208333, 0.770833, 0.333333,
+    ];
+    let robust = [
+        -0.280702, 0.0, 0.421053, -1.122807, 2.245614, -0.421053, 1.473684, 0.0,
+    ];
     let max_abs = [0.1, 0.2, 0.35, -0.2, 1.0, 0.05, 0.725, 0.2];
-    assert_close(&numeric("numeric = { scale = \"min_max\" }"), &min_max, 1e-5);
+    assert_close(
+        &numeric("numeric = { scale = \"min_max\" }"),
+        &min_max,
+        1e-5,
+    );
     assert_close(&numeric("numeric = { scale = \"robust\" }"), &robust, 1e-5);
-    assert_close(&numeric("numeric = { scale = \"max_abs\" }"), &max_abs, 1e-5);
+    assert_close(
+        &numeric("numeric = { scale = \"max_abs\" }"),
+        &max_abs,
+        1e-5,
+    );
 }
 
 #[test]
 fn clip_then_log1p() {
     // StandardScaler().fit_transform(np.log1p(np.clip(x_median_imputed, -0.5, None)))
-    let expected = [-0.418436, 0.023721, 0.465878, -1.930181, 1.440581, -0.732151, 1.126866, 0.023721];
+    let expected = [
+        -0.418436, 0.023721, 0.465878, -1.930181, 1.440581, -0.732151, 1.126866, 0.023721,
+    ];
     let out = numeric("numeric = { clip = { min = -0.5 }, log1p = true }");
     assert_close(&out, &expected, 1e-5);
 }
@@ -100,7 +119,9 @@ fn clip_then_log1p() {
 #[test]
 fn clip_by_train_quantiles() {
     // StandardScaler on np.clip(x_imp, np.quantile(x_imp, 0.1), np.quantile(x_imp, 0.9))
-    let expected = [-0.694957, -0.3491, 0.169686, -1.127279, 1.751984, -0.867886, 1.466652, -0.3491];
+    let expected = [
+        -0.694957, -0.3491, 0.169686, -1.127279, 1.751984, -0.867886, 1.466652, -0.3491,
+    ];
     let out = numeric("numeric = { clip = { quantiles = [0.1, 0.9] } }");
     assert_close(&out, &expected, 1e-5);
 }
@@ -112,10 +133,17 @@ fn yeo_johnson_power_transform() {
     let fitted = FeaturePlan::new(t.schema(), &[], config("numeric = { power = true }"))
         .fit(&t, &ALL)
         .unwrap();
-    let FittedColumn::Numeric(n) = &fitted.columns[0] else { panic!() };
+    let FittedColumn::Numeric(n) = &fitted.columns[0] else {
+        panic!()
+    };
     let lambda = n.power.unwrap();
-    assert!((lambda - 0.701_943_026_759_332_6).abs() < 1e-6, "λ = {lambda}");
-    let expected = [-0.442425, -0.137276, 0.268342, -1.773775, 1.697536, -0.611894, 1.136768, -0.137276];
+    assert!(
+        (lambda - 0.701_943_026_759_332_6).abs() < 1e-6,
+        "λ = {lambda}"
+    );
+    let expected = [
+        -0.442425, -0.137276, 0.268342, -1.773775, 1.697536, -0.611894, 1.136768, -0.137276,
+    ];
     assert_close(&fitted.transform(&t, &ALL).unwrap().data, &expected, 1e-5);
 }
 
@@ -149,14 +177,22 @@ fn categorical(features: &str) -> Vec<f32> {
 fn one_hot_with_min_frequency_and_unknowns() {
     // OneHotEncoder(handle_unknown='infrequent_if_exist', min_frequency=2)
     let expected = [1., 0., 0., 0., 1., 0., 0., 0., 1., 0., 0., 1., 0., 0., 1.];
-    assert_close(&categorical("categorical = { min_frequency = 2 }"), &expected, 0.0);
+    assert_close(
+        &categorical("categorical = { min_frequency = 2 }"),
+        &expected,
+        0.0,
+    );
 }
 
 #[test]
 fn one_hot_with_max_categories() {
     // OneHotEncoder(handle_unknown='infrequent_if_exist', max_categories=2)
     let expected = [1., 0., 0., 1., 0., 1., 0., 1., 0., 1.];
-    assert_close(&categorical("categorical = { max_categories = 2 }"), &expected, 0.0);
+    assert_close(
+        &categorical("categorical = { max_categories = 2 }"),
+        &expected,
+        0.0,
+    );
 }
 
 #[test]
@@ -165,14 +201,19 @@ fn one_hot_ignoring_unknowns() {
     let expected = [
         1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0.,
     ];
-    assert_close(&categorical("categorical = { unknown = \"zeros\" }"), &expected, 0.0);
+    assert_close(
+        &categorical("categorical = { unknown = \"zeros\" }"),
+        &expected,
+        0.0,
+    );
 }
 
 #[test]
 fn ordinal_with_given_order() {
     // OrdinalEncoder(categories=[['d', 'c', 'b', 'a']], handle_unknown='use_encoded_value',
     //                unknown_value=-1)
-    let out = categorical("[columns.c]\nencode = \"ordinal\"\norder = [\"d\", \"c\", \"b\", \"a\"]");
+    let out =
+        categorical("[columns.c]\nencode = \"ordinal\"\norder = [\"d\", \"c\", \"b\", \"a\"]");
     assert_close(&out, &[3.0, 2.0, 1.0, 0.0, -1.0], 0.0);
 }
 
@@ -203,7 +244,11 @@ fn target_encoded(target: &str, kind: TargetKind, features: &str) -> Vec<f32> {
 fn target_encoding_regression() {
     // TargetEncoder(smooth=10.0, target_type='continuous').fit(c, y).transform(test)
     let expected = [18.357143, 20.583333, 22.272727, 21.363636, 20.5];
-    let out = target_encoded("y", TargetKind::Regression, "categorical = { encode = \"target\" }");
+    let out = target_encoded(
+        "y",
+        TargetKind::Regression,
+        "categorical = { encode = \"target\" }",
+    );
     assert_close(&out, &expected, 1e-5);
 }
 
@@ -236,7 +281,12 @@ fn hashed_tfidf_of_word_ngrams() {
         0.375659, 0.0, 0.375659, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
         0.0, 1.0, 0.0,
     ];
-    let out = run(&t, "text = { width = 16, ngrams = [1, 2] }", &[0, 1, 2, 3, 4, 5], &[6, 7, 8]);
+    let out = run(
+        &t,
+        "text = { width = 16, ngrams = [1, 2] }",
+        &[0, 1, 2, 3, 4, 5],
+        &[6, 7, 8],
+    );
     assert_close(&out, &expected, 1e-5);
 }
 
@@ -245,10 +295,24 @@ fn datetime_parts_match_pandas() {
     // pd.to_datetime(...).dt.year / .month / .day_of_week / .hour:
     // years [2013, 2013, 2016], months [1, 12, 2], day_of_week [1, 1, 0], hours [5, 23, 12]
     let t = table("d\n2013-01-01T05:17:00Z\n2013-12-31T23:00:00Z\n2016-02-29T12:30:00Z\n");
-    let out = run(&t, "datetime = { parts = [\"month\", \"day_of_week\", \"hour\"], cyclic = false }", &[0, 1, 2], &[0, 1, 2]);
+    let out = run(
+        &t,
+        "datetime = { parts = [\"month\", \"day_of_week\", \"hour\"], cyclic = false }",
+        &[0, 1, 2],
+        &[0, 1, 2],
+    );
     assert_close(&out, &[1.0, 1.0, 5.0, 12.0, 1.0, 23.0, 2.0, 0.0, 12.0], 0.0);
-    let cyclic = run(&t, "datetime = { parts = [\"year\", \"hour\"] }", &[0, 1, 2], &[0]);
+    let cyclic = run(
+        &t,
+        "datetime = { parts = [\"year\", \"hour\"] }",
+        &[0, 1, 2],
+        &[0],
+    );
     // Year standardized over 2013, 2013, 2016 (mean 2014, std √2); hour 5 as sin/cos of 2π·5/24.
     let angle = std::f64::consts::TAU * 5.0 / 24.0;
-    assert_close(&cyclic, &[-1.0 / 2_f64.sqrt(), angle.sin(), angle.cos()], 1e-6);
+    assert_close(
+        &cyclic,
+        &[-1.0 / 2_f64.sqrt(), angle.sin(), angle.cos()],
+        1e-6,
+    );
 }

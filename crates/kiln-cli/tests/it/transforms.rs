@@ -41,7 +41,7 @@ fn diamonds_price_with_ordinal_grades_reaches_r2_097() {
 fn penguins_with(features: &str, out: &Path) -> PathBuf {
     let config = fs_err::read_to_string(example("pipeline.toml"))
         .unwrap()
-        .replace("source = \"penguins.csv\"", &format!("source = {:?}", example("penguins.csv")))
+        .replace("source = \"penguins.csv\"", &format!("source = \"{}\"", example("penguins.csv").display()))
         .replace(
             "[features]\nnumeric = { impute = \"median\", scale = \"standard\" }\ncategorical = { min_frequency = 1 }\n",
             features,
@@ -68,12 +68,21 @@ fn per_column_overrides_reach_the_bundle() {
     let column = |name: &str| columns.iter().find(|c| c["name"] == name).unwrap();
     // Three species: one target-mean output per class.
     assert_eq!(column("island")["encoding"]["encode"], "target");
-    assert_eq!(column("island")["encoding"]["prior"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        column("island")["encoding"]["prior"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     assert!(column("bill_length_mm")["power"].as_f64().is_some());
     assert_eq!(column("bill_length_mm")["missing_indicator"], true);
     // Robust scaling: the center is the train median, not the mean.
     let depth = column("bill_depth_mm");
-    assert_eq!(depth["center"], depth["fill"], "median imputation and robust center agree");
+    assert_eq!(
+        depth["center"], depth["fill"],
+        "median imputation and robust center agree"
+    );
 }
 
 #[test]
@@ -102,6 +111,9 @@ fn overrides_that_do_not_fit_are_refused_before_training() {
         ]);
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
         assert!(stderr(&output).contains(expected), "{}", stderr(&output));
-        assert!(!out.path().join("runs").exists() || crate::visible_entries(&out.path().join("runs")).is_empty());
+        assert!(
+            !out.path().join("runs").exists()
+                || crate::visible_entries(&out.path().join("runs")).is_empty()
+        );
     }
 }
