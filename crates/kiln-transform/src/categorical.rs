@@ -79,10 +79,12 @@ impl FittedCategorical {
         as_index: bool,
         targets: Option<&TargetColumns>,
     ) -> Result<Self, FitError> {
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        // Hashing per row, ordering once per distinct value.
+        let mut hashed: HashMap<&str, usize> = HashMap::new();
         for v in values.iter().flatten() {
-            *counts.entry(v).or_default() += 1;
+            *hashed.entry(v).or_default() += 1;
         }
+        let counts: BTreeMap<&str, usize> = hashed.into_iter().collect();
         // Most frequent; ties go to the first in sorted order.
         let fill = counts
             .iter()

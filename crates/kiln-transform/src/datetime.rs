@@ -6,7 +6,7 @@ use kiln_data::CivilTime;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DatePart, DatetimeConfig};
-use crate::numeric::{mean, quantile, sorted};
+use crate::numeric::{mean_variance, quantile, sorted};
 
 /// A fitted datetime column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,13 +37,7 @@ impl FittedDatetime {
             .iter()
             .map(|&t| CivilTime::from_micros(t).year as f64)
             .collect();
-        let year_center = mean(&years);
-        let var = mean(
-            &years
-                .iter()
-                .map(|y| (y - year_center).powi(2))
-                .collect::<Vec<_>>(),
-        );
+        let (year_center, var) = mean_variance(&years);
         Self {
             name: name.to_owned(),
             fill,

@@ -215,9 +215,10 @@ impl FeaturePlan {
             .as_ref()
             .map(|t| target_columns(t, table, train_rows))
             .transpose()?;
+        // Columns are independent: fit them in parallel.
         let columns = self
             .columns
-            .iter()
+            .par_iter()
             .map(|column| self.fit_column(column, table, train_rows, targets.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         let mut fitted = FittedFeatures { columns };

@@ -57,7 +57,7 @@ impl FittedNumeric {
         missing: usize,
     ) -> Result<Self, OutOfDomain> {
         let fill = match config.impute {
-            Impute::Median => quantile(&sorted(present.to_vec()), 0.5),
+            Impute::Median => median(present.to_vec()),
             Impute::Mean => mean(present),
             Impute::Constant => config.fill_value,
         };
@@ -104,8 +104,7 @@ impl FittedNumeric {
         }
         let (center, scale) = match config.scale {
             Scale::Standard => {
-                let m = mean(&prepared);
-                let var = mean(&prepared.iter().map(|v| (v - m).powi(2)).collect::<Vec<_>>());
+                let (m, var) = mean_variance(&prepared);
                 (m, var.sqrt())
             }
             Scale::MinMax => {
@@ -279,13 +278,7 @@ pub(crate) fn fit_yeo_johnson(xs: &[f64]) -> f64 {
     let log_terms: f64 = xs.iter().map(|&x| x.signum() * x.abs().ln_1p()).sum();
     let neg_log_likelihood = |lambda: f64| {
         let transformed: Vec<f64> = xs.iter().map(|&x| yeo_johnson(x, lambda)).collect();
-        let m = mean(&transformed);
-        let var = mean(
-            &transformed
-                .iter()
-                .map(|v| (v - m).powi(2))
-                .collect::<Vec<_>>(),
-        );
+        let (_, var) = mean_variance(&transformed);
         if var <= f64::MIN_POSITIVE {
             return f64::INFINITY;
         }
@@ -330,6 +323,20 @@ fn bin_edges(sorted: &[f64], n_bins: usize) -> Vec<f64> {
     kept[1..kept.len() - 1].to_vec()
 }
 
+/// The median (numpy's), by selection rather than a full sort.
+fn median(mut values: Vec<f64>) -> f64 {
+    let n = values.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let (below, &mut upper, _) = values.select_nth_unstable_by(n / 2, f64::total_cmp);
+    if n % 2 == 1 {
+        return upper;
+    }
+    let lower = below.iter().copied().max_by(f64::total_cmp).expect("n >= 2");
+    f64::midpoint(lower, upper)
+}
+
 pub(crate) fn sorted(mut values: Vec<f64>) -> Vec<f64> {
     values.sort_by(f64::total_cmp);
     values
@@ -360,6 +367,14 @@ pub(crate) fn mean(values: &[f64]) -> f64 {
     } else {
         values.iter().sum::<f64>() / values.len() as f64
     }
+}
+
+/// The mean and the population variance (0 and 0 for no values).
+pub(crate) fn mean_variance(values: &[f64]) -> (f64, f64) {
+    let m = mean(values);
+    #[allow(clippy::cast_precision_loss)] // Counts are far below 2^52.
+    let var = values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / values.len().max(1) as f64;
+    (m, var)
 }
 
 fn min_max(values: &[f64]) -> (f64, f64) {

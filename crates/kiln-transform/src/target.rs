@@ -118,10 +118,7 @@ impl FittedTarget {
                     .filter(|&&r| !values.is_null(r))
                     .map(|&r| values.value(r))
                     .collect();
-                #[allow(clippy::cast_precision_loss)] // Row counts are far below 2^52.
-                let n = present.len().max(1) as f64;
-                let mean = present.iter().sum::<f64>() / n;
-                let var = present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+                let (mean, var) = crate::numeric::mean_variance(&present);
                 FittedTarget::Regression {
                     name: name.to_owned(),
                     mean,
