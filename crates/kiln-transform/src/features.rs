@@ -667,9 +667,9 @@ mod tests {
     use kiln_data::{CsvOptions, infer_schema, read_csv};
 
     fn table(text: &str) -> Table {
-        let dir = std::env::temp_dir().join(format!("kiln-transform-{}", std::process::id()));
-        fs_err::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{}.csv", blake3::hash(text.as_bytes()).to_hex()));
+        // A directory per call: tests run in parallel, some on the same text.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
         fs_err::write(&path, text).unwrap();
         let raw = read_csv(&path, &CsvOptions::default()).unwrap();
         let schema = infer_schema(&raw, 1000, &std::collections::BTreeMap::new()).unwrap();
