@@ -118,7 +118,12 @@ async fn client(
     Ok((ok, failed, latencies))
 }
 
-async fn run(args: &Args, addr: SocketAddr, path: &str, concurrency: usize) -> anyhow::Result<Outcome> {
+async fn run(
+    args: &Args,
+    addr: SocketAddr,
+    path: &str,
+    concurrency: usize,
+) -> anyhow::Result<Outcome> {
     let rows = Arc::new(args.rows.clone());
     let issued = Arc::new(AtomicUsize::new(0));
     let path: Arc<str> = Arc::from(path);
@@ -154,7 +159,11 @@ async fn run(args: &Args, addr: SocketAddr, path: &str, concurrency: usize) -> a
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     sorted.get(i).copied().unwrap_or_default()
 }
@@ -173,7 +182,13 @@ fn main() -> anyhow::Result<()> {
     for &concurrency in &args.concurrency {
         for (name, addr, path) in &args.targets {
             // A short warm-up: connections, allocator, the model's first batches.
-            let warm = Args { requests: 200.min(args.requests), seconds: 5, rows: args.rows.clone(), concurrency: Vec::new(), targets: Vec::new() };
+            let warm = Args {
+                requests: 200.min(args.requests),
+                seconds: 5,
+                rows: args.rows.clone(),
+                concurrency: Vec::new(),
+                targets: Vec::new(),
+            };
             runtime.block_on(run(&warm, *addr, path, concurrency))?;
             let o = runtime.block_on(run(&args, *addr, path, concurrency))?;
             #[allow(clippy::cast_precision_loss)]
@@ -197,7 +212,10 @@ fn main() -> anyhow::Result<()> {
                 .iter()
                 .find(|(n, c, _)| *n == first && c == concurrency)
                 .map_or(0.0, |t| t.2);
-            println!("{first} / {name} at concurrency {concurrency}: {:.1}x", base / rate);
+            println!(
+                "{first} / {name} at concurrency {concurrency}: {:.1}x",
+                base / rate
+            );
         }
     }
     Ok(())

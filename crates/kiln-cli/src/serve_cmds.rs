@@ -66,7 +66,9 @@ fn print_table(out: &mut impl Write, report: &DriftReport) -> std::io::Result<()
         "{:<24} {:<12} {:>8} {:>8} {:>8} {:>10} {:>10}  drift",
         "feature", "kind", "rows", "PSI", "KS", "chi2", "p"
     )?;
-    let opt = |v: Option<f64>, width: usize| v.map_or_else(|| format!("{:>width$}", "-"), |v| format!("{v:>width$.4}"));
+    let opt = |v: Option<f64>, width: usize| {
+        v.map_or_else(|| format!("{:>width$}", "-"), |v| format!("{v:>width$.4}"))
+    };
     for f in &report.features {
         writeln!(
             out,

@@ -184,11 +184,12 @@ impl Table {
             });
         }
         let batches: Vec<&RecordBatch> = tables.iter().map(|t| &t.batch).collect();
-        let batch = arrow_select::concat::concat_batches(&first.batch.schema(), batches)
-            .map_err(|source| Error::Arrow {
+        let batch = arrow_select::concat::concat_batches(&first.batch.schema(), batches).map_err(
+            |source| Error::Arrow {
                 path: first.path.clone(),
                 source,
-            })?;
+            },
+        )?;
         Ok(Table {
             path: first.path.clone(),
             schema: first.schema.clone(),

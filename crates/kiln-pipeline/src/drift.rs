@@ -136,15 +136,22 @@ impl Sample {
     /// The present values of `column` of `table`; `None` for free text.
     pub fn of(column: ColumnRef<'_>) -> Option<Sample> {
         Some(match column {
-            ColumnRef::Numeric(a) => Sample::Numeric(a.iter().flatten().filter(|v| v.is_finite()).collect()),
+            ColumnRef::Numeric(a) => {
+                Sample::Numeric(a.iter().flatten().filter(|v| v.is_finite()).collect())
+            }
             #[allow(clippy::cast_precision_loss)] // Stats hold datetimes as f64 too.
-            ColumnRef::Datetime(a) => Sample::Numeric(a.iter().flatten().map(|v| v as f64).collect()),
+            ColumnRef::Datetime(a) => {
+                Sample::Numeric(a.iter().flatten().map(|v| v as f64).collect())
+            }
             ColumnRef::Categorical(a) => {
                 Sample::Categorical(a.iter().flatten().map(str::to_owned).collect())
             }
-            ColumnRef::Boolean(a) => {
-                Sample::Categorical(a.iter().flatten().map(|b| b.to_string()).collect())
-            }
+            ColumnRef::Boolean(a) => Sample::Categorical(
+                a.iter()
+                    .flatten()
+                    .map(|b| b.to_string())
+                    .collect::<Vec<String>>(),
+            ),
             ColumnRef::Text(_) => return None,
         })
     }
@@ -239,8 +246,7 @@ fn numeric_drift(stats: &NumericStats, values: &[f64]) -> Option<(f64, f64)> {
         acc += share;
         consumed += share;
         // The tail joins this bin when what is left would be too thin for one of its own.
-        if i + 1 == h.counts.len() || (acc >= MIN_BIN_SHARE && 1.0 - consumed >= MIN_BIN_SHARE)
-        {
+        if i + 1 == h.counts.len() || (acc >= MIN_BIN_SHARE && 1.0 - consumed >= MIN_BIN_SHARE) {
             cuts.push(h.edges[i + 1]);
             base_shares.push(acc);
             acc = 0.0;
@@ -250,8 +256,13 @@ fn numeric_drift(stats: &NumericStats, values: &[f64]) -> Option<(f64, f64)> {
     // New shares: below the first edge, each merged bin (the last one closed), above.
     let top = *h.edges.last()?;
     let mut new_shares = vec![below(cuts[0])];
-    for pair in cuts.windows(2) {
-        let hi = if pair[1] == top { at_most(top) } else { below(pair[1]) };
+    for (i, pair) in cuts.windows(2).enumerate() {
+        // The last bin holds its upper edge.
+        let hi = if i + 2 == cuts.len() {
+            at_most(top)
+        } else {
+            below(pair[1])
+        };
         new_shares.push(hi - below(pair[0]));
     }
     new_shares.push(1.0 - at_most(top));
@@ -266,8 +277,9 @@ fn numeric_drift(stats: &NumericStats, values: &[f64]) -> Option<(f64, f64)> {
         cumulative += h.counts.get(i).copied().unwrap_or(0);
     }
     ks = ks.max((at_most(top) - 1.0).abs());
+    // With ties at a quantile's value, any share in [F(v−), F(v)] matches q.
     for q in &stats.quantiles {
-        ks = ks.max((at_most(q.value) - q.q).abs());
+        ks = ks.max(below(q.value) - q.q).max(q.q - at_most(q.value));
     }
     Some((psi, ks))
 }
@@ -336,6 +348,7 @@ fn psi(base: &[f64], new: &[f64]) -> f64 {
 /// P(X ≥ x) for a chi-square variable with `dof` degrees of freedom: the regularized upper
 /// incomplete gamma function Q(dof/2, x/2) (series below a + 1, continued fraction above, as
 /// in Numerical Recipes §6.2).
+#[allow(clippy::many_single_char_names)] // The names of Numerical Recipes.
 fn chi2_survival(x: f64, dof: f64) -> f64 {
     let (a, x) = (dof / 2.0, x / 2.0);
     if x <= 0.0 {
@@ -489,9 +502,13 @@ impl DriftWindow {
             .iter()
             .filter_map(|(name, column)| {
                 let sample = match column {
-                    WindowColumn::Numeric(q) => {
-                        Sample::Numeric(q.iter().flatten().copied().filter(|v| v.is_finite()).collect())
-                    }
+                    WindowColumn::Numeric(q) => Sample::Numeric(
+                        q.iter()
+                            .flatten()
+                            .copied()
+                            .filter(|v| v.is_finite())
+                            .collect(),
+                    ),
                     WindowColumn::Categorical(q) => {
                         Sample::Categorical(q.iter().flatten().cloned().collect())
                     }

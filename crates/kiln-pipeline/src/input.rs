@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use arrow_array::{Array, StringArray};
 use arrow_array::builder::StringBuilder;
+use arrow_array::{Array, StringArray};
 use kiln_data::validate::Severity;
 use kiln_data::{ColumnRef, ColumnRole, ColumnType, RawTable, RowLocation, Table};
 use serde::Serialize;
@@ -229,7 +229,8 @@ impl BundleSpec {
             return Err(InputError::Empty);
         }
         let inputs: Vec<&kiln_data::ColumnSchema> = self.input_columns().collect();
-        let mut builders: Vec<StringBuilder> = inputs.iter().map(|_| StringBuilder::new()).collect();
+        let mut builders: Vec<StringBuilder> =
+            inputs.iter().map(|_| StringBuilder::new()).collect();
         for (row, value) in rows.iter().enumerate() {
             let Value::Object(object) = value else {
                 return Err(InputError::NotAnObject {
@@ -366,7 +367,7 @@ impl BundleSpec {
         let names: Vec<String> = inputs.iter().map(|c| c.name.clone()).collect();
         let arrays: Vec<StringArray> = builders.into_iter().map(|mut b| b.finish()).collect();
         let schema = kiln_data::Schema {
-            columns: inputs.iter().map(|&c| c.clone()).collect(),
+            columns: inputs.iter().copied().cloned().collect(),
         };
         let raw = RawTable::from_text_columns(PathBuf::from(JSON_SOURCE), names, arrays)
             .and_then(|raw| raw.conform(&schema, &[]));

@@ -4,6 +4,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 
@@ -24,21 +25,30 @@ pub(crate) struct Job {
     pub(crate) reply: oneshot::Sender<Reply>,
 }
 
-/// Starts the batching thread; it ends when every sender is dropped.
+/// Starts the batching thread; it ends when every sender is dropped. `in_flight` counts the
+/// predict requests being handled: once all of them are in the batch, waiting for more is
+/// pointless, so a lone client never pays `max_wait`.
 pub(crate) fn start(
     max_batch: usize,
     max_wait: Duration,
     queue: usize,
     metrics: Arc<Metrics>,
+    in_flight: Arc<AtomicUsize>,
 ) -> std::io::Result<SyncSender<Job>> {
     let (tx, rx) = sync_channel(queue);
     std::thread::Builder::new()
         .name("kiln-batcher".into())
-        .spawn(move || run(&rx, max_batch, max_wait, &metrics))?;
+        .spawn(move || run(&rx, max_batch, max_wait, &metrics, &in_flight))?;
     Ok(tx)
 }
 
-fn run(rx: &Receiver<Job>, max_batch: usize, max_wait: Duration, metrics: &Metrics) {
+fn run(
+    rx: &Receiver<Job>,
+    max_batch: usize,
+    max_wait: Duration,
+    metrics: &Metrics,
+    in_flight: &AtomicUsize,
+) {
     while let Ok(first) = rx.recv() {
         let deadline = Instant::now() + max_wait;
         let mut rows = first.table.n_rows();
@@ -49,6 +59,9 @@ fn run(rx: &Receiver<Job>, max_batch: usize, max_wait: Duration, metrics: &Metri
                 Ok(job) => job,
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Empty) => {
+                    if jobs.len() >= in_flight.load(Ordering::SeqCst) {
+                        break;
+                    }
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         break;

@@ -38,10 +38,16 @@ impl Histogram {
         let sep = if labels.is_empty() { "" } else { "," };
         for (bound, count) in bounds.iter().zip(&self.counts) {
             cumulative += count;
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
         }
         cumulative += self.counts.last().copied().unwrap_or(0);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+        );
         let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
         let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
     }
@@ -63,7 +69,10 @@ pub(crate) struct Metrics(Mutex<Inner>);
 impl Metrics {
     fn with(&self, f: impl FnOnce(&mut Inner)) {
         // A poisoned lock still holds valid counts.
-        let mut inner = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inner = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut inner);
     }
 
@@ -126,26 +135,48 @@ impl Metrics {
             label(model)
         );
         if let Some(report) = drift {
-            let _ = writeln!(out, "# HELP kiln_drift_window_rows Recent input rows the drift gauges compare.\n# TYPE kiln_drift_window_rows gauge\nkiln_drift_window_rows {}", report.rows);
+            let _ = writeln!(
+                out,
+                "# HELP kiln_drift_window_rows Recent input rows the drift gauges compare.\n# TYPE kiln_drift_window_rows gauge\nkiln_drift_window_rows {}",
+                report.rows
+            );
             out.push_str("# HELP kiln_drift_psi Population stability index of recent inputs against the training rows.\n# TYPE kiln_drift_psi gauge\n");
             for f in &report.features {
-                let _ = writeln!(out, "kiln_drift_psi{{feature=\"{}\"}} {}", label(&f.column), f.psi);
+                let _ = writeln!(
+                    out,
+                    "kiln_drift_psi{{feature=\"{}\"}} {}",
+                    label(&f.column),
+                    f.psi
+                );
             }
             out.push_str("# HELP kiln_drift_ks Kolmogorov-Smirnov statistic of recent numeric inputs.\n# TYPE kiln_drift_ks gauge\n");
             for f in &report.features {
                 if let Some(ks) = f.ks {
-                    let _ = writeln!(out, "kiln_drift_ks{{feature=\"{}\"}} {ks}", label(&f.column));
+                    let _ = writeln!(
+                        out,
+                        "kiln_drift_ks{{feature=\"{}\"}} {ks}",
+                        label(&f.column)
+                    );
                 }
             }
             out.push_str("# HELP kiln_drift_chi2_p_value Chi-square p-value of recent categorical inputs.\n# TYPE kiln_drift_chi2_p_value gauge\n");
             for f in &report.features {
                 if let Some(p) = f.chi2_p_value {
-                    let _ = writeln!(out, "kiln_drift_chi2_p_value{{feature=\"{}\"}} {p}", label(&f.column));
+                    let _ = writeln!(
+                        out,
+                        "kiln_drift_chi2_p_value{{feature=\"{}\"}} {p}",
+                        label(&f.column)
+                    );
                 }
             }
             out.push_str("# HELP kiln_drift_detected 1 when a feature crosses a [drift] threshold.\n# TYPE kiln_drift_detected gauge\n");
             for f in &report.features {
-                let _ = writeln!(out, "kiln_drift_detected{{feature=\"{}\"}} {}", label(&f.column), u8::from(f.drifted));
+                let _ = writeln!(
+                    out,
+                    "kiln_drift_detected{{feature=\"{}\"}} {}",
+                    label(&f.column),
+                    u8::from(f.drifted)
+                );
             }
         }
         out
@@ -154,5 +185,8 @@ impl Metrics {
 
 /// Escapes a Prometheus label value.
 fn label(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -25,7 +25,11 @@ pub(crate) struct Model {
 
 impl Model {
     /// Loads the bundle in `dir` (blocking: burn reads and builds the model).
-    pub(crate) fn load(dir: &Path, backend: BackendKind, version: u64) -> kiln_pipeline::Result<Self> {
+    pub(crate) fn load(
+        dir: &Path,
+        backend: BackendKind,
+        version: u64,
+    ) -> kiln_pipeline::Result<Self> {
         let predictor = AnyPredictor::load(dir, backend)?;
         let weights = kiln_core::hash::hash_file(&dir.join("model.mpk"))?;
         let manifest: Value = fs_read_json(&dir.join("manifest.json")).unwrap_or(Value::Null);

@@ -57,7 +57,11 @@ impl ServeOptions {
         };
         rule(self.max_batch >= 1, "max-batch", "must be at least 1")?;
         rule(self.timeout_ms >= 1, "timeout-ms", "must be at least 1")?;
-        rule(self.body_limit >= 2, "body-limit", "must be at least 2 bytes")?;
+        rule(
+            self.body_limit >= 2,
+            "body-limit",
+            "must be at least 2 bytes",
+        )?;
         rule(self.queue >= 1, "queue", "must be at least 1")?;
         Ok(ValidServeOptions(self))
     }
@@ -101,13 +105,27 @@ mod tests {
     #[test]
     fn each_rule_names_its_flag() {
         let bad = [
-            ServeOptions { max_batch: 0, ..ServeOptions::default() },
-            ServeOptions { timeout_ms: 0, ..ServeOptions::default() },
-            ServeOptions { body_limit: 1, ..ServeOptions::default() },
-            ServeOptions { queue: 0, ..ServeOptions::default() },
+            ServeOptions {
+                max_batch: 0,
+                ..ServeOptions::default()
+            },
+            ServeOptions {
+                timeout_ms: 0,
+                ..ServeOptions::default()
+            },
+            ServeOptions {
+                body_limit: 1,
+                ..ServeOptions::default()
+            },
+            ServeOptions {
+                queue: 0,
+                ..ServeOptions::default()
+            },
         ];
-        let flags: Vec<String> =
-            bad.into_iter().map(|o| o.check().unwrap_err().to_string()).collect();
+        let flags: Vec<String> = bad
+            .into_iter()
+            .map(|o| o.check().unwrap_err().to_string())
+            .collect();
         assert_eq!(
             flags,
             [

@@ -1,9 +1,13 @@
 //! Routes, request handling, reload and shutdown.
 
+// axum handlers are async and take their extractors by value, whether or not they await or
+// consume them.
+#![allow(clippy::unused_async, clippy::needless_pass_by_value)]
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -45,12 +49,35 @@ struct App {
     /// One reload at a time, so versions follow the order of the swaps.
     reloading: tokio::sync::Mutex<()>,
     draining: AtomicBool,
+    /// Predict requests being handled (see [`batch::start`]).
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a predict request as in flight until dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl App {
     fn current(&self) -> Arc<Model> {
         // The lock only guards a pointer swap; a poisoned one still holds a whole Arc.
-        Arc::clone(&self.model.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+        Arc::clone(
+            &self
+                .model
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Loads `dir` (the current bundle when `None`) and swaps it in; the old model stays on a
@@ -102,11 +129,13 @@ impl Server {
             .await
             .map_err(std::io::Error::other)??;
         let metrics = Arc::new(Metrics::default());
+        let in_flight = Arc::new(AtomicUsize::new(0));
         let jobs = batch::start(
             options.max_batch(),
             options.max_wait(),
             options.queue(),
             Arc::clone(&metrics),
+            Arc::clone(&in_flight),
         )?;
         let addr = options.addr();
         let listener = TcpListener::bind(addr)
@@ -122,6 +151,7 @@ impl Server {
                 versions: AtomicU64::new(1),
                 reloading: tokio::sync::Mutex::new(()),
                 draining: AtomicBool::new(false),
+                in_flight,
             }),
         })
     }
@@ -310,7 +340,11 @@ impl IntoResponse for AppError {
 
 /// Reads a body of at most the configured limit (413 past it, before reading when the
 /// length is declared).
-async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, AppError> {
+async fn read_body(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<axum::body::Bytes, AppError> {
     let limit = app.options.body_limit();
     let too_large = || {
         AppError::new(
@@ -326,12 +360,14 @@ async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<axum::b
         return Err(too_large());
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
         {
             too_large()
         } else {
-            AppError::new(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}"))
+            AppError::new(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            )
         }
     })
 }
@@ -342,11 +378,11 @@ async fn predict(
     body: Body,
 ) -> Result<Response, AppError> {
     let limit = app.options.timeout();
+    let _counted = InFlight::new(&app.in_flight);
     let answer = async {
         let bytes = read_body(&app, &headers, body).await?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            AppError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"))
-        })?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| AppError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
         let model = app.current();
         let table = model.predictor.spec().json_table(&value)?;
         let (reply, answer) = oneshot::channel();
@@ -371,14 +407,19 @@ async fn predict(
             .await
             .map_err(|_| AppError::internal("the batching thread dropped a request"))?
             .map_err(|e| AppError::internal(&e))?;
-        Ok(axum::Json(json!({ "model": model.identity(), "predictions": predictions })).into_response())
+        Ok(
+            axum::Json(json!({ "model": model.identity(), "predictions": predictions }))
+                .into_response(),
+        )
     };
-    tokio::time::timeout(limit, answer).await.unwrap_or_else(|_| {
-        Err(AppError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!("no answer within {} ms", limit.as_millis()),
-        ))
-    })
+    tokio::time::timeout(limit, answer)
+        .await
+        .unwrap_or_else(|_| {
+            Err(AppError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("no answer within {} ms", limit.as_millis()),
+            ))
+        })
 }
 
 async fn health() -> Response {
@@ -403,11 +444,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         Some(window.report(stats, &model.predictor.spec().drift))
     });
     let text = app.metrics.render(&model.id, model.version, drift.as_ref());
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn reload(
@@ -426,9 +463,8 @@ async fn reload(
     let dir = if bytes.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            AppError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"))
-        })?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| AppError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
         match value.get("bundle") {
             Some(Value::String(path)) => Some(PathBuf::from(path)),
             _ => {
