@@ -35,7 +35,8 @@ PY
 
 "$KILN" serve "$RUN/bundle" --addr 127.0.0.1:18080 2>"$TMP/kiln.log" &
 KILN_PID=$!
-"$PY" benches/peers/serve_peer.py "$DATA" 18081 2>"$TMP/peer.log" &
+# One BLAS thread: the default thread pool spins against the server on 2 cores.
+OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 "$PY" benches/peers/serve_peer.py "$DATA" 18081 2>"$TMP/peer.log" &
 PEER_PID=$!
 for port in 18080 18081; do
     for _ in $(seq 100); do
