@@ -860,7 +860,10 @@ mod tests {
     fn drift_thresholds_are_checked() {
         let c = check("[drift]\npsi = 0.1\nwindow = 50\n").unwrap();
         assert_eq!(c.raw().drift.window, 50);
-        assert_eq!(c.raw().drift.ks, DriftConfig::default().ks);
+        assert_eq!(
+            c.raw().drift.chi2_p_value.to_bits(),
+            DriftConfig::default().chi2_p_value.to_bits()
+        );
         let err = check("[drift]\nks = 1.5\n").unwrap_err().to_string();
         assert!(err.contains("`drift` `psi` must be positive"), "{err}");
         let err = check("[drift]\nwindow = 0\n").unwrap_err().to_string();

@@ -365,7 +365,7 @@ fn chi2_survival(x: f64, dof: f64) -> f64 {
                 break;
             }
         }
-        (1.0 - sum * front.exp()).clamp(0.0, 1.0)
+        sum.mul_add(-front.exp(), 1.0).clamp(0.0, 1.0)
     } else {
         // Lentz's method for the continued fraction.
         let tiny = 1e-300;

@@ -249,7 +249,7 @@ impl BundleSpec {
                 builder.append_option(self.cell_text(row, column, cell)?);
             }
         }
-        self.typed(&inputs, builders)
+        Self::typed(&inputs, builders)
     }
 
     fn columns_table(&self, columns: &Map<String, Value>) -> Result<Table, InputError> {
@@ -280,7 +280,7 @@ impl BundleSpec {
         if rows.unwrap_or(0) == 0 {
             return Err(InputError::Empty);
         }
-        self.typed(&inputs, builders)
+        Self::typed(&inputs, builders)
     }
 
     fn refuse_unknown<'a>(
@@ -360,7 +360,6 @@ impl BundleSpec {
 
     /// Types the text columns as a data file's (datetimes and boolean words parsed there).
     fn typed(
-        &self,
         inputs: &[&kiln_data::ColumnSchema],
         builders: Vec<StringBuilder>,
     ) -> Result<Table, InputError> {

@@ -24,7 +24,10 @@ fn bundles() -> &'static (PathBuf, PathBuf) {
         let pipeline = base
             .replace(
                 "source = \"penguins.csv\"",
-                &format!("source = {:?}", example("penguins.csv")),
+                &format!(
+                    "source = {:?}",
+                    example("penguins.csv").display().to_string()
+                ),
             )
             .replace("epochs = 40", "epochs = 10")
             + "\n[validate]\ncolumns.bill_length_mm.range = [20.0, 70.0]\ncolumns.island.allowed = [\"Biscoe\", \"Dream\", \"Torgersen\"]\n\n[drift]\npsi = 0.2\nwindow = 200\n";
@@ -55,10 +58,10 @@ impl ServeProcess {
             .next()
             .expect("kiln serve prints its address")
             .unwrap();
-        let url = first
-            .rsplit_once(" on ")
-            .map(|(_, url)| url.to_owned())
-            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        let url = first.rsplit_once(" on ").map_or_else(
+            || panic!("no address in {first:?}"),
+            |(_, url)| url.to_owned(),
+        );
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Self { child, url }
@@ -612,7 +615,7 @@ fn drift_flags_exactly_the_shifted_features() {
     for (i, line) in lines.enumerate() {
         let mut cells: Vec<String> = line.split(',').map(String::from).collect();
         if let Ok(v) = cells[bill].parse::<f64>() {
-            cells[bill] = (v + 3.0 * std).to_string();
+            cells[bill] = 3.0f64.mul_add(std, v).to_string();
         }
         if cells[island] == "Torgersen" && i % 3 != 0 {
             cells[island] = "Dream".into();
