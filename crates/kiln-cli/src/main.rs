@@ -3,9 +3,11 @@
 mod backends_cmd;
 mod data_cmds;
 mod inspect_cmd;
+mod serve_cmds;
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -16,6 +18,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln_core::BackendKind;
 use kiln_pipeline::{AnyPredictor, Observer, PipelineConfig, TrainOptions, ValidPipelineConfig};
+use kiln_serve::ServeOptions;
 
 /// kiln: one pipeline file from raw data to a trained, evaluated, servable model.
 #[derive(Debug, Parser)]
@@ -66,6 +69,49 @@ enum Command {
         /// Where to compute.
         #[arg(long, default_value = "ndarray", value_parser = parse_backend)]
         backend: BackendKind,
+    },
+    /// Serve a bundle over HTTP: POST /v1/predict, GET /v1/health, /v1/ready, /v1/metadata and
+    /// /metrics. SIGHUP or POST /v1/admin/reload (loopback only) reloads the bundle;
+    /// SIGTERM or SIGINT stops accepting, drains in-flight requests and exits 0.
+    Serve {
+        /// A run's bundle directory.
+        bundle: PathBuf,
+        /// Address to listen on (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Where to compute.
+        #[arg(long, default_value = "ndarray", value_parser = parse_backend)]
+        backend: BackendKind,
+        /// Most rows per model call.
+        #[arg(long, default_value_t = ServeOptions::default().max_batch)]
+        max_batch: usize,
+        /// How long a request waits for others to share its model call, in microseconds.
+        #[arg(long, default_value_t = ServeOptions::default().max_wait_us)]
+        max_wait_us: u64,
+        /// Per-request time limit, in milliseconds (504 past it).
+        #[arg(long, default_value_t = ServeOptions::default().timeout_ms)]
+        timeout_ms: u64,
+        /// Largest request body, in bytes (413 past it).
+        #[arg(long, default_value_t = ServeOptions::default().body_limit)]
+        body_limit: usize,
+        /// Most requests waiting for the model (503 past it).
+        #[arg(long, default_value_t = ServeOptions::default().queue)]
+        queue: usize,
+    },
+    /// Compare a data file with a bundle's training statistics, per feature: PSI and
+    /// Kolmogorov-Smirnov (numeric), PSI and chi-square (categorical). Exit code 1 when a
+    /// feature crosses a `[drift]` threshold.
+    Drift {
+        /// A run's bundle directory.
+        bundle: PathBuf,
+        /// The new data (any format the bundle's data could be).
+        data: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also write the report as an HTML page.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Score a bundle on a labelled CSV file.
     Evaluate {
@@ -147,6 +193,34 @@ fn parse_backend(name: &str) -> Result<BackendKind, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Serve {
+        bundle,
+        addr,
+        backend,
+        max_batch,
+        max_wait_us,
+        timeout_ms,
+        body_limit,
+        queue,
+    } = cli.command
+    {
+        let options = ServeOptions {
+            addr,
+            backend,
+            max_batch,
+            max_wait_us,
+            timeout_ms,
+            body_limit,
+            queue,
+        };
+        return match serve_cmds::serve(bundle, options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -202,6 +276,13 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
             backend,
             json,
         } => evaluate(&bundle, &data, backend, json),
+        Command::Serve { .. } => unreachable!("main serves before dispatching"),
+        Command::Drift {
+            bundle,
+            data,
+            json,
+            html,
+        } => serve_cmds::drift(&bundle, &data, json, html.as_deref()),
         Command::Validate {
             pipeline,
             data,

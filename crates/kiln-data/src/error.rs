@@ -50,6 +50,16 @@ pub enum Error {
         /// The data file.
         path: PathBuf,
     },
+    /// Tables joined into one whose columns differ.
+    #[error("{}: columns {found} differ from {expected}", path.display())]
+    SchemaMismatch {
+        /// The table that differs.
+        path: PathBuf,
+        /// The first table's column names.
+        expected: String,
+        /// This table's column names.
+        found: String,
+    },
     /// Two header fields (or two keys of one JSON object) with one name.
     #[error("{}: column `{name}` appears twice in the header", path.display())]
     DuplicateColumn {

@@ -52,6 +52,39 @@ impl RawTable {
         locate(self.lines.as_deref(), row)
     }
 
+    /// A table built in memory (a JSON request, an embedding caller): `columns[i]` holds the
+    /// cells of `names[i]`; rows are located by 0-based index, `path` names the source in
+    /// errors.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateColumn`]; [`Error::Arrow`] when the columns differ in length or
+    /// `names` and `columns` differ in count.
+    pub fn from_text_columns(
+        path: impl Into<PathBuf>,
+        names: Vec<String>,
+        columns: Vec<StringArray>,
+    ) -> Result<RawTable> {
+        let path = path.into();
+        let mut seen = BTreeSet::new();
+        if let Some(name) = names.iter().find(|n| !seen.insert(n.as_str())) {
+            return Err(Error::DuplicateColumn {
+                path,
+                name: name.clone(),
+            });
+        }
+        let arrays = columns
+            .into_iter()
+            .map(|c| Arc::new(c) as ArrayRef)
+            .collect();
+        let batch = text_batch(&path, &names, arrays)?;
+        Ok(RawTable {
+            path,
+            names,
+            batches: vec![batch],
+            lines: None,
+        })
+    }
+
     /// The text cells of column `index`, batch by batch.
     ///
     /// # Panics

@@ -164,6 +164,40 @@ impl Table {
         })
     }
 
+    /// The rows of `tables`, in order, as one table (the first one's path; rows located by
+    /// index). Micro-batching joins single-request tables this way.
+    ///
+    /// # Errors
+    /// [`Error::SchemaMismatch`] when the tables' schemas differ; [`Error::NoRows`] for no
+    /// tables.
+    pub fn concat(tables: &[&Table]) -> Result<Table> {
+        let Some(first) = tables.first() else {
+            return Err(Error::NoRows {
+                path: PathBuf::new(),
+            });
+        };
+        if let Some(other) = tables.iter().find(|t| t.schema != first.schema) {
+            return Err(Error::SchemaMismatch {
+                path: other.path.clone(),
+                expected: first.schema.names().collect::<Vec<_>>().join(", "),
+                found: other.schema.names().collect::<Vec<_>>().join(", "),
+            });
+        }
+        let batches: Vec<&RecordBatch> = tables.iter().map(|t| &t.batch).collect();
+        let batch = arrow_select::concat::concat_batches(&first.batch.schema(), batches).map_err(
+            |source| Error::Arrow {
+                path: first.path.clone(),
+                source,
+            },
+        )?;
+        Ok(Table {
+            path: first.path.clone(),
+            schema: first.schema.clone(),
+            batch,
+            lines: None,
+        })
+    }
+
     /// The column called `name`, or an error naming the file and the closest column.
     ///
     /// # Errors

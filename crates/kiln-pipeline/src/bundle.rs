@@ -15,18 +15,24 @@ use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::Backend;
 use kiln_core::Matrix;
-use kiln_data::{ColumnRole, CsvOptions, Format, ReadOptions, Schema, Table};
+use kiln_data::{
+    ColumnRole, CsvOptions, DatasetStats, Format, ReadOptions, Schema, Table, ValidationConfig,
+};
 use kiln_models::{ModelSpec, Net};
 use kiln_train::Task;
 use kiln_transform::{FittedFeatures, FittedTarget};
 use serde::{Deserialize, Serialize};
 
+use crate::drift::DriftConfig;
+use crate::input::Prediction;
 use crate::{Error, Result};
 
 /// Version of the bundle layout; loading refuses other versions.
 pub const BUNDLE_FORMAT: u32 = 2;
 const SPEC_FILE: &str = "bundle.json";
 const RECORD_STEM: &str = "model";
+/// Statistics of the training rows, the baseline for drift checks.
+pub const STATS_FILE: &str = "stats.json";
 
 /// The fitted, serializable half of a bundle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +56,12 @@ pub struct BundleSpec {
     pub target: FittedTarget,
     /// Model architecture.
     pub model: ModelSpec,
+    /// The pipeline's `[validate]` rules; serving refuses values that break a row-level one.
+    #[serde(default)]
+    pub validate: ValidationConfig,
+    /// The pipeline's `[drift]` thresholds.
+    #[serde(default)]
+    pub drift: DriftConfig,
 }
 
 /// The training task a fitted target implies.
@@ -208,6 +220,39 @@ impl<B: Backend> Predictor<B> {
             Some(above) if table.column(target).is_some() => table.binarize(target, above)?,
             _ => table,
         })
+    }
+
+    /// Predicts JSON rows (objects keyed by column, as [`BundleSpec::rows_table`] checks
+    /// them), for programs that embed a bundle.
+    ///
+    /// ```no_run
+    /// use burn::backend::NdArray;
+    /// use kiln_pipeline::{Prediction, Predictor};
+    ///
+    /// # fn main() -> kiln_pipeline::Result<()> {
+    /// let predictor = Predictor::<NdArray>::load("runs/penguins-species-1/bundle".as_ref(), &Default::default())?;
+    /// let row = serde_json::json!({"island": "Biscoe", "bill_length_mm": 45.1, "bill_depth_mm": 14.5,
+    ///     "flipper_length_mm": 215, "body_mass_g": 5000, "sex": "female", "year": 2008});
+    /// if let [Prediction::Class { class, probabilities }] = predictor.predict_json(&[row])?.as_slice() {
+    ///     println!("{class} ({:.2})", probabilities[class]);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Input`] naming the row and column of a bad value.
+    pub fn predict_json(&self, rows: &[serde_json::Value]) -> Result<Vec<Prediction>> {
+        let table = self.spec.rows_table(rows)?;
+        let all: Vec<usize> = (0..table.n_rows()).collect();
+        Ok(self.predict(&table, &all)?.to_rows())
+    }
+
+    /// The statistics of the training rows (`stats.json`), the baseline for drift checks.
+    ///
+    /// # Errors
+    /// A missing or malformed `stats.json`, naming it.
+    pub fn training_stats(&self) -> Result<DatasetStats> {
+        read_json(&self.dir.join(STATS_FILE))
     }
 
     /// Predicts `rows` of `table` through exactly the bundle's fitted transforms.

@@ -13,6 +13,7 @@ use kiln_transform::{FeatureConfig, TargetKind};
 use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
+use crate::drift::DriftConfig;
 
 /// `pipeline.toml` as written (defaults filled in).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +41,9 @@ pub struct PipelineConfig {
     /// `[evaluate]`.
     #[serde(default)]
     pub evaluate: EvaluateSection,
+    /// `[drift]`: thresholds for `kiln drift` and the server's drift gauges.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub drift: DriftConfig,
 }
 
 /// `[evaluate]`: what is reported for the valid and test splits.
@@ -614,6 +618,19 @@ impl PipelineConfig {
                 "must be non-empty, without slashes, not starting with `.`".into(),
             ));
         }
+        let drift = &self.drift;
+        if !(drift.psi > 0.0 && drift.ks > 0.0 && drift.ks < 1.0) {
+            return Err(invalid(
+                "drift",
+                "`psi` must be positive and `ks` in (0, 1)".into(),
+            ));
+        }
+        if !(drift.chi2_p_value > 0.0 && drift.chi2_p_value < 1.0) || drift.window == 0 {
+            return Err(invalid(
+                "drift",
+                "`chi2_p_value` must be in (0, 1) and `window` at least 1".into(),
+            ));
+        }
         let fractions = SplitFractions::new(self.split.valid, self.split.test)
             .map_err(|e| invalid("split", e.to_string()))?;
         if self.split.method == Some(SplitMethod::Stratified)
@@ -837,6 +854,20 @@ mod tests {
     fn check(extra: &str) -> Result<ValidPipelineConfig, ConfigError> {
         let path = Path::new("dir/pipeline.toml");
         PipelineConfig::parse(&format!("{MINIMAL}{extra}"), path)?.check(path)
+    }
+
+    #[test]
+    fn drift_thresholds_are_checked() {
+        let c = check("[drift]\npsi = 0.1\nwindow = 50\n").unwrap();
+        assert_eq!(c.raw().drift.window, 50);
+        assert_eq!(
+            c.raw().drift.chi2_p_value.to_bits(),
+            DriftConfig::default().chi2_p_value.to_bits()
+        );
+        let err = check("[drift]\nks = 1.5\n").unwrap_err().to_string();
+        assert!(err.contains("`drift` `psi` must be positive"), "{err}");
+        let err = check("[drift]\nwindow = 0\n").unwrap_err().to_string();
+        assert!(err.contains("`window` at least 1"), "{err}");
     }
 
     #[test]

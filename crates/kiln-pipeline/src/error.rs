@@ -167,6 +167,12 @@ pub enum Error {
         /// Each metric that differs.
         failures: Vec<String>,
     },
+    /// `kiln drift`: features whose drift crosses a `[drift]` threshold.
+    #[error("drift detected in {}", features.join(", "))]
+    Drift {
+        /// The drifted features.
+        features: Vec<String>,
+    },
     /// A stop was requested; the run was saved with a checkpoint to resume from.
     #[error("interrupted; resume with `kiln train --resume {}`", run_dir.display())]
     Interrupted {
@@ -183,6 +189,9 @@ pub enum Error {
         /// 1-based step.
         step: usize,
     },
+    /// JSON input that does not fit the bundle.
+    #[error(transparent)]
+    Input(#[from] crate::InputError),
     /// Filesystem failure (the message names the path).
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -212,6 +221,7 @@ impl Error {
             )
             | Error::Io(_)
             | Error::BackendsDisagree { .. }
+            | Error::Drift { .. }
             | Error::Record { .. } => 1,
             _ => 2,
         }

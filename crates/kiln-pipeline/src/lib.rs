@@ -17,16 +17,20 @@
 pub mod bundle;
 mod compare;
 pub mod config;
+pub mod drift;
 mod error;
 mod ingest;
+mod input;
 mod predict;
 mod run;
 
 pub use bundle::{BundleSpec, Predictions, Predictor};
 pub use compare::{BackendComparison, BackendRun, DEFAULT_METRIC_TOLERANCE, compare_backends};
 pub use config::{PipelineConfig, ValidPipelineConfig};
+pub use drift::{DriftConfig, DriftReport, DriftWindow, FeatureDrift, drift_report};
 pub use error::{ConfigError, Error, Result};
 pub use ingest::{Ingested, ingest, validate};
+pub use input::{InputError, JSON_SOURCE, Prediction, table_rows_json};
 pub use predict::write_predictions_csv;
 pub use run::{
     AnyPredictor, DryRun, Manifest, Observer, RunSummary, Scores, SplitRecord, TrainOptions,

@@ -19,7 +19,9 @@ use kiln_train::{EpochStats, Hooks, LossKind, Outcome, StepProgress, Task, Train
 use kiln_transform::{FeaturePlan, FittedTarget, TargetKind, Targets};
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::{BUNDLE_FORMAT, BundleSpec, Predictions, Predictor, read_json, write_json};
+use crate::bundle::{
+    BUNDLE_FORMAT, BundleSpec, Predictions, Predictor, STATS_FILE, read_json, write_json,
+};
 use crate::config::{SplitMethod, ValidPipelineConfig};
 use crate::{Error, Ingested, Result};
 
@@ -150,10 +152,6 @@ struct Prepared {
 }
 
 const SPLIT_NAMES: [&str; 3] = ["train", "valid", "test"];
-
-/// Statistics of the training rows, in the run directory and the bundle: the baseline drift
-/// checks compare new data against.
-const STATS_FILE: &str = "stats.json";
 
 /// Runs the pipeline and commits a new run directory under `options.out_dir`.
 ///
@@ -522,6 +520,8 @@ fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) ->
         features,
         target,
         model,
+        validate: raw_config.validate.clone(),
+        drift: raw_config.drift.clone(),
     };
     Ok(Prepared {
         rows_without_target: table.n_rows() - labelled.len(),
@@ -609,8 +609,10 @@ pub struct Scores {
 /// A [`Predictor`] whose backend was chosen at run time.
 pub struct AnyPredictor(Box<dyn ErasedPredictor>);
 
-pub(crate) trait ErasedPredictor {
+// Send + Sync: a server shares one loaded bundle between its request threads.
+pub(crate) trait ErasedPredictor: Send + Sync {
     fn spec(&self) -> &BundleSpec;
+    fn dir(&self) -> &Path;
     fn read(&self, path: &Path) -> Result<Table>;
     fn predict(&self, table: &Table, rows: &[usize]) -> Result<Predictions>;
 }
@@ -618,6 +620,9 @@ pub(crate) trait ErasedPredictor {
 impl<B: burn::tensor::backend::Backend> ErasedPredictor for Predictor<B> {
     fn spec(&self) -> &BundleSpec {
         Predictor::spec(self)
+    }
+    fn dir(&self) -> &Path {
+        Predictor::dir(self)
     }
     fn read(&self, path: &Path) -> Result<Table> {
         Predictor::read(self, path)
@@ -649,6 +654,29 @@ impl AnyPredictor {
     /// The fitted spec.
     pub fn spec(&self) -> &BundleSpec {
         self.0.spec()
+    }
+
+    /// The bundle directory.
+    pub fn dir(&self) -> &Path {
+        self.0.dir()
+    }
+
+    /// Predicts JSON rows; see [`Predictor::predict_json`].
+    ///
+    /// # Errors
+    /// [`Error::Input`] naming the row and column of a bad value.
+    pub fn predict_json(&self, rows: &[serde_json::Value]) -> Result<Vec<crate::Prediction>> {
+        let table = self.spec().rows_table(rows)?;
+        let all: Vec<usize> = (0..table.n_rows()).collect();
+        Ok(self.predict(&table, &all)?.to_rows())
+    }
+
+    /// The training rows' statistics; see [`Predictor::training_stats`].
+    ///
+    /// # Errors
+    /// A missing or malformed `stats.json`, naming it.
+    pub fn training_stats(&self) -> Result<kiln_data::DatasetStats> {
+        read_json(&self.dir().join(STATS_FILE))
     }
 
     /// Reads a CSV file with the bundle's schema (the target may be absent).

@@ -5,6 +5,7 @@ mod bad_input;
 mod data;
 mod models;
 mod penguins;
+mod serve;
 mod training;
 mod transforms;
 
