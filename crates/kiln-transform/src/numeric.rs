@@ -333,7 +333,11 @@ fn median(mut values: Vec<f64>) -> f64 {
     if n % 2 == 1 {
         return upper;
     }
-    let lower = below.iter().copied().max_by(f64::total_cmp).expect("n >= 2");
+    let lower = below
+        .iter()
+        .copied()
+        .max_by(f64::total_cmp)
+        .expect("n >= 2");
     f64::midpoint(lower, upper)
 }
 
