@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, new_null_array};
-use arrow_schema::{DataType, Field, Schema as ArrowSchema};
+use arrow_schema::{DataType, Field};
 
 use crate::{Error, Result, RowLocation};
 
@@ -243,14 +243,9 @@ pub(crate) fn text_batch(
     names: &[String],
     arrays: Vec<ArrayRef>,
 ) -> Result<RecordBatch> {
-    let schema = ArrowSchema::new(
-        names
-            .iter()
-            .map(|n| Field::new(n, DataType::Utf8, true))
-            .collect::<Vec<_>>(),
-    );
-    RecordBatch::try_new(Arc::new(schema), arrays).map_err(|source| Error::Arrow {
-        path: path.to_path_buf(),
-        source,
-    })
+    let fields = names
+        .iter()
+        .map(|n| Field::new(n, DataType::Utf8, true))
+        .collect();
+    crate::table::record_batch(path, fields, arrays)
 }

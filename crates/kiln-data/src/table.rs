@@ -147,13 +147,7 @@ impl Table {
             .map(|f| f.as_ref().clone())
             .collect();
         fields[index] = Field::new(name, DataType::Boolean, true);
-        let batch =
-            RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays).map_err(|source| {
-                Error::Arrow {
-                    path: self.path.clone(),
-                    source,
-                }
-            })?;
+        let batch = record_batch(&self.path, fields, arrays)?;
         let mut schema = self.schema.clone();
         schema.columns[index].column_type = ColumnType::Boolean;
         Ok(Table {
@@ -293,13 +287,7 @@ impl RawTable {
             arrays.push(array);
             present.push(column.clone());
         }
-        let batch =
-            RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays).map_err(|source| {
-                Error::Arrow {
-                    path: self.path.clone(),
-                    source,
-                }
-            })?;
+        let batch = record_batch(&self.path, fields, arrays)?;
         Ok(Table {
             path: self.path.clone(),
             schema: Schema { columns: present },
@@ -319,6 +307,20 @@ pub(crate) fn parse_bool(text: &str) -> Option<bool> {
 }
 
 /// A [`Error::MissingColumn`] that suggests the closest available name.
+/// A batch of `arrays` with `fields`; an Arrow error names `path`.
+pub(crate) fn record_batch(
+    path: &Path,
+    fields: Vec<Field>,
+    arrays: Vec<ArrayRef>,
+) -> Result<RecordBatch> {
+    RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays).map_err(|source| {
+        Error::Arrow {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
 pub(crate) fn missing_column<'a>(
     path: &Path,
     column: &str,

@@ -6,7 +6,7 @@ use kiln_data::CivilTime;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DatePart, DatetimeConfig};
-use crate::numeric::{mean_variance, quantile, sorted};
+use crate::numeric::{mean_variance, median};
 
 /// A fitted datetime column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,7 +31,7 @@ impl FittedDatetime {
         #[allow(clippy::cast_precision_loss)] // Timestamps in µs are exact below 2^53 (~285 years).
         let as_f64: Vec<f64> = present.iter().map(|&t| t as f64).collect();
         #[allow(clippy::cast_possible_truncation)] // A median of i64 values.
-        let fill = quantile(&sorted(as_f64), 0.5).round() as i64;
+        let fill = median(as_f64).round() as i64;
         #[allow(clippy::cast_precision_loss)] // Years are small.
         let years: Vec<f64> = present
             .iter()

@@ -200,6 +200,17 @@ impl FeaturePlan {
     /// [`Error::ColumnConfig`], [`Error::UnknownColumnConfig`] for bad `[features.columns]`;
     /// [`Error::OutOfDomain`], [`Error::NotInOrder`] for values a transform cannot take.
     pub fn fit(&self, table: &Table, train_rows: &[usize]) -> Result<FittedFeatures> {
+        self.fit_with_targets(table, train_rows)
+            .map(|(fitted, _)| fitted)
+    }
+
+    /// [`FeaturePlan::fit`], also returning the target columns that target encoding used, so
+    /// cross-fitting does not derive them again.
+    fn fit_with_targets(
+        &self,
+        table: &Table,
+        train_rows: &[usize],
+    ) -> Result<(FittedFeatures, Option<TargetColumns>)> {
         if train_rows.is_empty() {
             return Err(Error::NoTrainingRows);
         }
@@ -225,7 +236,7 @@ impl FeaturePlan {
         if let Some(channels) = self.image_channels {
             fitted.pool_channels(channels, table, train_rows)?;
         }
-        Ok(fitted)
+        Ok((fitted, targets))
     }
 
     /// [`FeaturePlan::fit`], and the train rows transformed. Target-encoded columns of the
@@ -240,35 +251,27 @@ impl FeaturePlan {
         table: &Table,
         train_rows: &[usize],
     ) -> Result<(FittedFeatures, Matrix)> {
-        let fitted = self.fit(table, train_rows)?;
+        let (fitted, targets) = self.fit_with_targets(table, train_rows)?;
         let mut matrix = fitted.transform(table, train_rows)?;
-        let target_encoded = fitted.columns.iter().any(|c| {
-            matches!(
-                c,
-                FittedColumn::Categorical(FittedCategorical {
-                    encoding: CategoryEncoding::Target { .. },
-                    ..
-                })
-            )
-        });
-        if target_encoded && train_rows.len() >= 2 {
-            self.cross_fit(&fitted, table, train_rows, &mut matrix)?;
+        // Without a target nothing is target-encoded (fit refuses it); one row has no folds.
+        if let Some(targets) = targets
+            && train_rows.len() >= 2
+        {
+            self.cross_fit(&fitted, &targets, table, train_rows, &mut matrix)?;
         }
         Ok((fitted, matrix))
     }
 
+    /// Overwrites the target-encoded columns of the train rows' `matrix` with out-of-fold
+    /// encodings.
     fn cross_fit(
         &self,
         fitted: &FittedFeatures,
+        targets: &TargetColumns,
         table: &Table,
         train_rows: &[usize],
         matrix: &mut Matrix,
     ) -> Result<()> {
-        let target = self
-            .target
-            .as_ref()
-            .expect("fit refuses target encoding without a target");
-        let targets = target_columns(target, table, train_rows)?;
         let positions: Vec<usize> = (0..train_rows.len()).collect();
         let mut offset = 0;
         for column in &fitted.columns {
@@ -649,15 +652,6 @@ impl FittedFeatures {
                 Ok::<(), Error>(())
             })?;
         Ok(Matrix::new(data, rows.len(), width))
-    }
-
-    /// Maps a transformed value of numeric column `column` back to the input's units, where
-    /// the column's steps are invertible (no bins).
-    pub fn inverse_numeric(&self, column: &str, value: f64) -> Option<f64> {
-        self.columns.iter().find_map(|c| match c {
-            FittedColumn::Numeric(n) if n.name == column => n.inverse(value),
-            _ => None,
-        })
     }
 }
 

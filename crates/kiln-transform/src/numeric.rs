@@ -324,7 +324,7 @@ fn bin_edges(sorted: &[f64], n_bins: usize) -> Vec<f64> {
 }
 
 /// The median (numpy's), by selection rather than a full sort.
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     let n = values.len();
     if n == 0 {
         return 0.0;
