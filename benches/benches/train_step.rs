@@ -1,20 +1,21 @@
 //! The training hot loop on every backend with a device here:
 //! - `train/step`: one optimizer step (forward, backward, Adam update) at batch 256 of the MLPs
-//!   784-128-64-10 and 784-256-128-10 (the shapes `benches/peers/torch_step.py` runs on
-//!   PyTorch); throughput in samples.
+//!   784-128-64-10, 784-256-128-10 and 784-1024-1024-10 and a small CNN (the shapes
+//!   `benches/peers/torch_step.py` runs on PyTorch); throughput in samples. Each step ends by
+//!   reading the loss, which waits for the device: GPU timings include the synchronization.
 //! - `train/epoch`: `kiln_train::fit` for one epoch of 16 such steps over 4,096 rows plus
 //!   validation on 512 rows: everything the loop adds around the step (rows to tensors,
 //!   shuffling, validation metrics, progress). `compare.py` reports the share outside the step.
-//! - `matmul/4096`: one 4096×4096 by 4096×4096 f32 product (CPU backends), for GFLOP/s against
-//!   numpy's sgemm.
+//! - `matmul/4096`: one 4096×4096 by 4096×4096 f32 product (CPU backends and real GPUs), for
+//!   GFLOP/s against numpy's sgemm and PyTorch's CUDA product.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kiln_benches::{BATCH, MLPS, mlp, mnist_like, mnist_like_batch};
+use kiln_benches::{BATCH, is_gpu, mnist_like, mnist_like_batch, step_models};
 use kiln_core::{BackendKind, BackendVisitor, DeviceInfo};
 use kiln_train::{DeviceTargets, Hooks, Stepper, Task, TrainSettings};
 
@@ -39,21 +40,26 @@ impl BackendVisitor for HotLoop<'_> {
             batch_size: BATCH,
             ..TrainSettings::default()
         };
-        let seconds = if info.backend == BackendKind::Wgpu {
-            20
-        } else {
-            5
+        // lavapipe emulates a GPU on the CPU: it checks the path, it says nothing about speed,
+        // so it runs the smallest model only.
+        let emulated = info.backend == BackendKind::Wgpu && !is_gpu(&info);
+        // A GPU step takes about a millisecond: two seconds hold thousands of them.
+        let seconds = match (emulated, is_gpu(&info)) {
+            (true, _) => 20,
+            (false, true) => 2,
+            (false, false) => 5,
         };
         let (x, y) = mnist_like_batch::<B>(&device);
         let mut group = self.c.benchmark_group("train/step");
         group.throughput(Throughput::Elements(BATCH as u64));
         group.sample_size(10);
         group.measurement_time(Duration::from_secs(seconds));
-        for (name, hidden) in MLPS {
+        let models = step_models();
+        for (name, spec) in if emulated { &models[..1] } else { &models[..] } {
             let fresh = || {
                 let stepper = Stepper::<B>::new(&settings, task, &device)
                     .expect("cross-entropy fits classification");
-                (mlp(hidden).init::<B>(0, &device), stepper)
+                (spec.init::<B>(0, &device), stepper)
             };
             let (model, mut stepper) = fresh();
             let mut model = Some(model);
@@ -98,13 +104,13 @@ impl BackendVisitor for HotLoop<'_> {
         group.throughput(Throughput::Elements(EPOCH_ROWS as u64));
         group.sample_size(10);
         group.measurement_time(Duration::from_secs(seconds * 2));
-        let (name, hidden) = MLPS[0];
+        let (name, spec) = &models[0];
         group.bench_function(
             BenchmarkId::new(format!("{name}_b256"), info.backend.name()),
             |b| {
                 b.iter(|| {
                     let trained = kiln_train::fit(
-                        mlp(hidden).init::<B>(0, &device),
+                        spec.init::<B>(0, &device),
                         (&train_x, &train_y),
                         (&valid_x, &valid_y),
                         task,
@@ -119,7 +125,7 @@ impl BackendVisitor for HotLoop<'_> {
         );
         group.finish();
 
-        if info.backend == BackendKind::Wgpu {
+        if emulated {
             return; // A 4096² product on lavapipe says nothing about a GPU.
         }
         let mut rng = kiln_core::rng::stream(0, "bench-matmul");
@@ -137,16 +143,21 @@ impl BackendVisitor for HotLoop<'_> {
         // Throughput in flops: 2·n³ per product.
         group.throughput(Throughput::Elements(2 * (MATMUL as u64).pow(3)));
         group.sample_size(10);
-        group.measurement_time(Duration::from_secs(20));
+        group.measurement_time(Duration::from_secs(if is_gpu(&info) { 3 } else { 20 }));
         group.bench_function(BenchmarkId::new("4096", info.backend.name()), |bench| {
-            bench.iter(|| black_box(a.clone().matmul(b.clone()).into_data()));
+            bench.iter(|| {
+                let product = black_box(a.clone().matmul(b.clone()));
+                // Waits for the product without copying it back (which a GPU would pay for).
+                B::InnerBackend::sync(&device).expect("the device finishes");
+                product
+            });
         });
         group.finish();
     }
 }
 
 fn hot_loop(c: &mut Criterion) {
-    for kind in BackendKind::ALL {
+    for kind in BackendKind::compiled() {
         if let Err(e) = kiln_core::dispatch(kind, HotLoop { c: &mut *c }) {
             eprintln!("train_step: skipping {kind}: {e}");
         }

@@ -2,23 +2,28 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use kiln_core::Matrix;
-use kiln_models::{ModelKind, ModelSpec};
+use kiln_core::{DeviceInfo, Matrix};
+use kiln_models::{ImageShape, ModelKind, ModelSpec};
 use kiln_transform::Targets;
 use rand::RngExt;
 
 /// Rows per training step in the step benchmark (PyTorch peer uses the same).
 pub const BATCH: usize = 256;
 
-/// The MLPs of the step benchmark and the PyTorch peer: name and hidden widths, 784 inputs and
-/// 10 outputs.
-pub const MLPS: [(&str, [usize; 2]); 2] = [
-    ("mlp_784_128_64_10", [128, 64]),
-    ("mlp_784_256_128_10", [256, 128]),
-];
+/// The models of the step benchmark and its PyTorch peer (`peers/torch_step.py` builds the
+/// same shapes), each on 784 inputs (a 28×28 image) and 10 classes: MLPs small, medium and
+/// large, and a CNN.
+pub fn step_models() -> [(&'static str, ModelSpec); 4] {
+    [
+        ("mlp_784_128_64_10", mlp(&[128, 64])),
+        ("mlp_784_256_128_10", mlp(&[256, 128])),
+        ("mlp_784_1024_1024_10", mlp(&[1024, 1024])),
+        ("cnn_32_64_128", cnn()),
+    ]
+}
 
 /// An MLP 784-`hidden`-10.
-pub fn mlp(hidden: [usize; 2]) -> ModelSpec {
+pub fn mlp(hidden: &[usize]) -> ModelSpec {
     ModelSpec {
         kind: ModelKind::Mlp,
         inputs: 784,
@@ -26,6 +31,29 @@ pub fn mlp(hidden: [usize; 2]) -> ModelSpec {
         outputs: 10,
         ..ModelSpec::default()
     }
+}
+
+/// Two convolution blocks (3×3 same-padded convolution with 32 then 64 channels, ReLU, 2×2
+/// max-pool) over a 1×28×28 image, a dense layer of 128 and 10 outputs.
+pub fn cnn() -> ModelSpec {
+    ModelSpec {
+        kind: ModelKind::Cnn,
+        inputs: 784,
+        hidden: vec![128],
+        outputs: 10,
+        image: Some(ImageShape {
+            channels: 1,
+            height: 28,
+            width: 28,
+        }),
+        conv: vec![32, 64],
+        ..ModelSpec::default()
+    }
+}
+
+/// Whether a benchmark on `info` measures a GPU (not a CPU backend, nor lavapipe's emulation).
+pub fn is_gpu(info: &DeviceInfo) -> bool {
+    info.device_type.ends_with("gpu")
 }
 
 /// `rows` seeded MNIST-shaped rows (values in [0, 1)) and labels 0..10.

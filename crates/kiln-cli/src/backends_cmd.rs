@@ -6,7 +6,7 @@ use std::path::Path;
 use kiln_core::BackendKind;
 use kiln_pipeline::{PipelineConfig, compare_backends};
 
-/// What `kiln backends` reports per compiled-in backend.
+/// What `kiln backends` reports per backend kiln knows.
 #[derive(serde::Serialize)]
 struct BackendLine {
     backend: BackendKind,
@@ -19,7 +19,13 @@ pub(crate) fn list(json: bool) -> kiln_pipeline::Result<()> {
         .into_iter()
         .map(|backend| BackendLine {
             backend,
-            device: kiln_core::device_info(backend).map_err(|e| e.to_string()),
+            device: kiln_core::device_info(backend).map_err(|e| match e {
+                kiln_core::Error::NoDevice { reason, .. } => reason,
+                kiln_core::Error::NotCompiled { .. } => {
+                    format!("not compiled in (build with --features {backend})")
+                }
+                other => other.to_string(),
+            }),
         })
         .collect();
     let mut stdout = std::io::stdout().lock();

@@ -41,7 +41,8 @@ enum Command {
         /// Fit the transforms and print the model summary, without training.
         #[arg(long)]
         dry_run: bool,
-        /// Where to compute.
+        /// Where to compute: ndarray, flex, wgpu, cuda (builds with `--features cuda`), or auto
+        /// (a GPU when there is one, else the faster CPU backend).
         #[arg(long, default_value = "ndarray", value_parser = parse_backend)]
         backend: BackendKind,
         /// Parent directory of the new run directory.
@@ -61,12 +62,17 @@ enum Command {
     Predict {
         /// A run's bundle directory.
         bundle: PathBuf,
-        /// Input CSV (the target column may be absent).
+        /// Input data, any format kiln reads (the target column may be absent). CSV streams:
+        /// memory holds one chunk of rows, whatever the file's size.
         input: PathBuf,
-        /// Output CSV (standard output when absent).
+        /// Output CSV, written whole or not at all (standard output when absent).
         #[arg(short, long)]
         output: Option<PathBuf>,
-        /// Where to compute.
+        /// Rows read, predicted and written at a time.
+        #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..))]
+        chunk_rows: u64,
+        /// Where to compute: ndarray, flex, wgpu, cuda (builds with `--features cuda`), or auto
+        /// (a GPU when there is one, else the faster CPU backend).
         #[arg(long, default_value = "ndarray", value_parser = parse_backend)]
         backend: BackendKind,
     },
@@ -79,7 +85,8 @@ enum Command {
         /// Address to listen on (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
-        /// Where to compute.
+        /// Where to compute: ndarray, flex, wgpu, cuda (builds with `--features cuda`), or auto
+        /// (a GPU when there is one, else the faster CPU backend).
         #[arg(long, default_value = "ndarray", value_parser = parse_backend)]
         backend: BackendKind,
         /// Most rows per model call.
@@ -119,7 +126,8 @@ enum Command {
         bundle: PathBuf,
         /// Labelled CSV; rows without a target are skipped.
         data: PathBuf,
-        /// Where to compute.
+        /// Where to compute: ndarray, flex, wgpu, cuda (builds with `--features cuda`), or auto
+        /// (a GPU when there is one, else the faster CPU backend).
         #[arg(long, default_value = "ndarray", value_parser = parse_backend)]
         backend: BackendKind,
         /// Print the metrics as JSON.
@@ -188,7 +196,7 @@ enum Command {
 }
 
 fn parse_backend(name: &str) -> Result<BackendKind, String> {
-    name.parse().map_err(|e: kiln_core::Error| e.to_string())
+    BackendKind::resolve(name).map_err(|e: kiln_core::Error| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -268,8 +276,15 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
             bundle,
             input,
             output,
+            chunk_rows,
             backend,
-        } => predict(&bundle, &input, output.as_deref(), backend),
+        } => predict(
+            &bundle,
+            &input,
+            output.as_deref(),
+            usize::try_from(chunk_rows).unwrap_or(usize::MAX),
+            backend,
+        ),
         Command::Evaluate {
             bundle,
             data,
@@ -493,22 +508,17 @@ fn predict(
     bundle: &Path,
     input: &Path,
     output: Option<&Path>,
+    chunk_rows: usize,
     backend: BackendKind,
 ) -> kiln_pipeline::Result<()> {
     let predictor = AnyPredictor::load(bundle, backend)?;
-    let table = predictor.read(input)?;
-    let rows: Vec<usize> = (0..table.n_rows()).collect();
-    let predictions = predictor.predict(&table, &rows)?;
-    let target = predictor.spec().target.name();
-    match output {
-        Some(path) => {
-            let mut bytes = Vec::new();
-            kiln_pipeline::write_predictions_csv(target, &predictions, &mut bytes)?;
-            kiln_core::fsx::write_atomic(path, &bytes)?;
-        }
-        None => {
-            kiln_pipeline::write_predictions_csv(target, &predictions, std::io::stdout().lock())?;
-        }
+    if let Some(path) = output {
+        let mut file = kiln_core::fsx::AtomicFile::create(path)?;
+        predictor.predict_file(input, chunk_rows, &mut file)?;
+        file.commit()?;
+    } else {
+        let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+        predictor.predict_file(input, chunk_rows, stdout)?;
     }
     Ok(())
 }

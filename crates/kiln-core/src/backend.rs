@@ -19,6 +19,9 @@ pub type NdArrayBackend = NdArray<f32>;
 pub type FlexBackend = Flex;
 /// burn's wgpu backend (Vulkan, Metal, DX12; lavapipe on a CPU-only machine).
 pub type WgpuBackend = Wgpu;
+/// burn's CUDA backend (built with the `cuda` feature).
+#[cfg(feature = "cuda")]
+pub type CudaBackend = burn::backend::Cuda;
 
 /// A backend kiln can run on, chosen with `--backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -30,11 +33,18 @@ pub enum BackendKind {
     Flex,
     /// burn-wgpu on the first GPU adapter wgpu finds.
     Wgpu,
+    /// burn-cuda on CUDA device 0; only in builds with the `cuda` feature.
+    Cuda,
 }
 
 impl BackendKind {
-    /// Every backend compiled into this build.
-    pub const ALL: [BackendKind; 3] = [BackendKind::Ndarray, BackendKind::Flex, BackendKind::Wgpu];
+    /// Every backend kiln knows, compiled into this build or not.
+    pub const ALL: [BackendKind; 4] = [
+        BackendKind::Ndarray,
+        BackendKind::Flex,
+        BackendKind::Wgpu,
+        BackendKind::Cuda,
+    ];
 
     /// The name used on the command line and in manifests.
     pub fn name(self) -> &'static str {
@@ -42,9 +52,35 @@ impl BackendKind {
             BackendKind::Ndarray => "ndarray",
             BackendKind::Flex => "flex",
             BackendKind::Wgpu => "wgpu",
+            BackendKind::Cuda => "cuda",
+        }
+    }
+
+    /// Whether this build contains the backend (cuda needs the `cuda` cargo feature).
+    pub fn is_compiled(self) -> bool {
+        self != BackendKind::Cuda || cfg!(feature = "cuda")
+    }
+
+    /// The backends compiled into this build.
+    pub fn compiled() -> impl Iterator<Item = BackendKind> {
+        Self::ALL.into_iter().filter(|k| k.is_compiled())
+    }
+
+    /// Resolves a `--backend` value: a backend's name, or `auto` for [`auto`]'s choice.
+    ///
+    /// # Errors
+    /// [`Error::UnknownBackend`] for any other name.
+    pub fn resolve(name: &str) -> Result<BackendKind> {
+        if name == AUTO {
+            Ok(auto())
+        } else {
+            name.parse()
         }
     }
 }
+
+/// The `--backend` value that lets kiln choose.
+pub const AUTO: &str = "auto";
 
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -62,8 +98,57 @@ impl FromStr for BackendKind {
             .find(|k| k.name() == s)
             .ok_or_else(|| Error::UnknownBackend {
                 name: s.to_owned(),
-                expected: Self::ALL.map(BackendKind::name).join(", "),
+                expected: Self::ALL
+                    .map(BackendKind::name)
+                    .into_iter()
+                    .chain([AUTO])
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
+    }
+}
+
+/// The floating-point type a run's tensors are created with (`[train] precision`).
+///
+/// burn 0.21 keeps the element type per tensor at run time: the device's default float type
+/// decides, so a precision needs no other backend type (and no second compiled copy of the
+/// training code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats everywhere.
+    #[default]
+    F32,
+    /// IEEE half precision (flex, wgpu with shader-f16, cuda): weights, activations, gradients
+    /// and optimizer state alike; a narrow range, so small gradients can flush to zero.
+    F16,
+    /// bfloat16 (flex, cuda; wgpu where the adapter has it): f32's range with 8 bits of
+    /// mantissa, so no loss scaling is needed.
+    Bf16,
+}
+
+impl Precision {
+    /// The name used in `pipeline.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Bf16 => "bf16",
+        }
+    }
+
+    fn dtype(self) -> burn::tensor::FloatDType {
+        match self {
+            Precision::F32 => burn::tensor::FloatDType::F32,
+            Precision::F16 => burn::tensor::FloatDType::F16,
+            Precision::Bf16 => burn::tensor::FloatDType::BF16,
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
     }
 }
 
@@ -89,85 +174,233 @@ pub trait BackendVisitor {
 /// Calls `visitor` with the backend named by `kind`.
 ///
 /// # Errors
-/// [`Error::NoDevice`] when `kind` is wgpu and no adapter can be opened.
+/// [`Error::NotCompiled`] for cuda in a build without the `cuda` feature;
+/// [`Error::NoDevice`] when the backend's device cannot be opened here.
 pub fn dispatch<V: BackendVisitor>(kind: BackendKind, visitor: V) -> Result<V::Output> {
+    let info = device_info(kind)?;
     Ok(match kind {
-        BackendKind::Ndarray => visitor.visit::<Autodiff<NdArrayBackend>>(
-            burn::backend::ndarray::NdArrayDevice::Cpu,
-            cpu_device(kind),
-        ),
-        BackendKind::Flex => visitor
-            .visit::<Autodiff<FlexBackend>>(burn::backend::flex::FlexDevice, cpu_device(kind)),
+        BackendKind::Ndarray => visitor
+            .visit::<Autodiff<NdArrayBackend>>(burn::backend::ndarray::NdArrayDevice::Cpu, info),
+        BackendKind::Flex => {
+            visitor.visit::<Autodiff<FlexBackend>>(burn::backend::flex::FlexDevice, info)
+        }
         BackendKind::Wgpu => {
-            let info = wgpu_device_info()?;
             visitor.visit::<Autodiff<WgpuBackend>>(burn::backend::wgpu::WgpuDevice::default(), info)
         }
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => {
+            visitor.visit::<Autodiff<CudaBackend>>(burn::backend::cuda::CudaDevice::default(), info)
+        }
+        #[cfg(not(feature = "cuda"))]
+        BackendKind::Cuda => unreachable!("device_info refuses backends not compiled in"),
     })
+}
+
+/// Calls `visitor` with the backend named by `kind`, its device creating float tensors in
+/// `precision`.
+///
+/// # Errors
+/// As [`dispatch`]; [`Error::Precision`] when the device does not support `precision`, or
+/// when this process already used the device in another precision.
+pub fn dispatch_with<V: BackendVisitor>(
+    kind: BackendKind,
+    precision: Precision,
+    visitor: V,
+) -> Result<V::Output> {
+    dispatch(
+        kind,
+        InPrecision {
+            precision,
+            inner: visitor,
+        },
+    )?
+}
+
+/// Sets the device's default float type before handing it to the inner visitor.
+struct InPrecision<V> {
+    precision: Precision,
+    inner: V,
+}
+
+impl<V: BackendVisitor> BackendVisitor for InPrecision<V> {
+    type Output = Result<V::Output>;
+
+    fn visit<B: AutodiffBackend>(self, device: B::Device, info: DeviceInfo) -> Self::Output {
+        let wanted = self.precision.dtype();
+        let int = <B::IntElem as burn::tensor::Element>::dtype();
+        match burn::tensor::set_default_dtypes::<B>(&device, wanted, int) {
+            Ok(()) => {}
+            // Set before in this process (compare-backends, evaluation after training): fine
+            // when it is the same type.
+            Err(burn::tensor::backend::DeviceError::AlreadyInitialized { .. })
+                if burn::tensor::get_device_settings::<B>(&device).float_dtype == wanted => {}
+            Err(e) => {
+                return Err(Error::Precision {
+                    precision: self.precision,
+                    backend: info.backend,
+                    reason: e.to_string(),
+                });
+            }
+        }
+        Ok(self.inner.visit::<B>(device, info))
+    }
 }
 
 /// The device `kind` runs on here.
 ///
 /// # Errors
-/// [`Error::NoDevice`] when `kind` is wgpu and no adapter can be opened.
+/// [`Error::NotCompiled`] or [`Error::NoDevice`], each listing the backends usable here.
 pub fn device_info(kind: BackendKind) -> Result<DeviceInfo> {
-    match kind {
-        BackendKind::Ndarray | BackendKind::Flex => Ok(cpu_device(kind)),
-        BackendKind::Wgpu => wgpu_device_info(),
-    }
-}
-
-fn cpu_device(backend: BackendKind) -> DeviceInfo {
-    DeviceInfo {
-        backend,
-        name: "cpu".into(),
-        device_type: "cpu".into(),
-    }
-}
-
-/// Opens the default wgpu adapter once per process and describes it.
-///
-/// # Errors
-/// [`Error::NoDevice`] when wgpu finds no adapter (cubecl panics in that case; the panic is
-/// caught here and turned into an error).
-pub fn wgpu_device_info() -> Result<DeviceInfo> {
-    static INFO: OnceLock<std::result::Result<DeviceInfo, String>> = OnceLock::new();
-    let probed = INFO.get_or_init(|| {
-        let previous_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let setup = std::panic::catch_unwind(|| {
-            burn::backend::wgpu::init_setup::<burn::backend::wgpu::graphics::AutoGraphicsApi>(
-                &burn::backend::wgpu::WgpuDevice::default(),
-                burn::backend::wgpu::RuntimeOptions::default(),
-            )
-        });
-        std::panic::set_hook(previous_hook);
-        match setup {
-            Ok(setup) => {
-                let adapter = setup.adapter.get_info();
-                let device_type = match format!("{:?}", adapter.device_type).as_str() {
-                    "Cpu" => "cpu",
-                    "DiscreteGpu" => "discrete-gpu",
-                    "IntegratedGpu" => "integrated-gpu",
-                    "VirtualGpu" => "virtual-gpu",
-                    _ => "other",
-                };
-                Ok(DeviceInfo {
-                    backend: BackendKind::Wgpu,
-                    name: format!("{} ({:?})", adapter.name, adapter.backend),
-                    device_type: device_type.into(),
-                })
+    let probed = probe(kind);
+    probed.clone().map_err(|reason| {
+        let available = usable_except(kind);
+        if kind.is_compiled() {
+            Error::NoDevice {
+                backend: kind,
+                reason,
+                available,
             }
-            Err(panic) => Err(panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_else(|| "wgpu found no adapter".into())),
+        } else {
+            Error::NotCompiled {
+                backend: kind,
+                available,
+            }
         }
-    });
-    probed.clone().map_err(|reason| Error::NoDevice {
-        backend: BackendKind::Wgpu,
-        reason,
     })
+}
+
+/// The device of `kind`, or why there is none; opened once per process.
+fn probe(kind: BackendKind) -> &'static std::result::Result<DeviceInfo, String> {
+    static PROBES: [OnceLock<std::result::Result<DeviceInfo, String>>; 4] =
+        [const { OnceLock::new() }; 4];
+    PROBES[kind as usize].get_or_init(|| match kind {
+        BackendKind::Ndarray | BackendKind::Flex => Ok(DeviceInfo {
+            backend: kind,
+            name: "cpu".into(),
+            device_type: "cpu".into(),
+        }),
+        BackendKind::Wgpu => catch_panic(wgpu_device),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => catch_panic(cuda_device)
+            .and_then(|r| r)
+            // cudarc lists every library name it tried: the first sentence says enough.
+            .map_err(|reason| {
+                reason
+                    .split(" - searched")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            }),
+        #[cfg(not(feature = "cuda"))]
+        BackendKind::Cuda => Err("not compiled into this build".into()),
+    })
+}
+
+/// The other backends with a usable device here, comma separated, for error messages.
+fn usable_except(kind: BackendKind) -> String {
+    BackendKind::compiled()
+        .filter(|&k| k != kind && probe(k).is_ok())
+        .map(BackendKind::name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs `open`, turning a panic into its message: cubecl and cudarc panic when no adapter or
+/// driver library is found.
+fn catch_panic<T>(
+    open: impl FnOnce() -> T + std::panic::UnwindSafe,
+) -> std::result::Result<T, String> {
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = std::panic::catch_unwind(open);
+    std::panic::set_hook(previous_hook);
+    opened.map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "the device could not be opened".into())
+    })
+}
+
+/// Opens the default wgpu adapter and describes it (cubecl panics when there is none).
+fn wgpu_device() -> DeviceInfo {
+    let setup = burn::backend::wgpu::init_setup::<burn::backend::wgpu::graphics::AutoGraphicsApi>(
+        &burn::backend::wgpu::WgpuDevice::default(),
+        burn::backend::wgpu::RuntimeOptions::default(),
+    );
+    let adapter = setup.adapter.get_info();
+    let device_type = match format!("{:?}", adapter.device_type).as_str() {
+        "Cpu" => "cpu",
+        "DiscreteGpu" => "discrete-gpu",
+        "IntegratedGpu" => "integrated-gpu",
+        "VirtualGpu" => "virtual-gpu",
+        _ => "other",
+    };
+    DeviceInfo {
+        backend: BackendKind::Wgpu,
+        name: format!("{} ({:?})", adapter.name, adapter.backend),
+        device_type: device_type.into(),
+    }
+}
+
+/// Opens CUDA device 0 through the driver API and describes it.
+#[cfg(feature = "cuda")]
+fn cuda_device() -> std::result::Result<DeviceInfo, String> {
+    let context = cudarc::driver::CudaContext::new(0).map_err(|e| e.to_string())?;
+    let name = context.name().map_err(|e| e.to_string())?;
+    let (major, minor) = context.compute_capability().map_err(|e| e.to_string())?;
+    Ok(DeviceInfo {
+        backend: BackendKind::Cuda,
+        name: format!("{name} (sm_{major}{minor})"),
+        device_type: "discrete-gpu".into(),
+    })
+}
+
+/// The backend `--backend auto` picks: a GPU when one is here (cuda when compiled in, then a
+/// wgpu adapter that is not a CPU emulation such as lavapipe), else the faster CPU backend on
+/// a short measurement of a training-shaped step.
+pub fn auto() -> BackendKind {
+    static CHOICE: OnceLock<BackendKind> = OnceLock::new();
+    *CHOICE.get_or_init(|| {
+        let gpu = [BackendKind::Cuda, BackendKind::Wgpu]
+            .into_iter()
+            .find(|&k| {
+                k.is_compiled()
+                    && probe(k)
+                        .as_ref()
+                        .is_ok_and(|d| d.device_type.ends_with("gpu"))
+            });
+        gpu.unwrap_or_else(|| {
+            let ndarray =
+                cpu_step_seconds::<NdArrayBackend>(&burn::backend::ndarray::NdArrayDevice::Cpu);
+            let flex = cpu_step_seconds::<FlexBackend>(&burn::backend::flex::FlexDevice);
+            if flex <= ndarray {
+                BackendKind::Flex
+            } else {
+                BackendKind::Ndarray
+            }
+        })
+    })
+}
+
+/// Median seconds of a forward + backward-shaped pair of products at batch 256 through a
+/// 784 × 256 layer: the work that dominates a tabular or MLP training step.
+fn cpu_step_seconds<B: burn::tensor::backend::Backend>(device: &B::Device) -> f64 {
+    use burn::tensor::{Distribution, Tensor};
+    let x = Tensor::<B, 2>::random([256, 784], Distribution::Default, device);
+    let w = Tensor::<B, 2>::random([784, 256], Distribution::Default, device);
+    let mut times: Vec<f64> = (0..7)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            let h = x.clone().matmul(w.clone());
+            let grad = x.clone().transpose().matmul(h);
+            std::hint::black_box(grad.into_data());
+            started.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 #[cfg(test)]
@@ -182,7 +415,8 @@ mod tests {
         let err = "cuda9".parse::<BackendKind>().unwrap_err().to_string();
         assert_eq!(
             err,
-            "unknown backend `cuda9`; expected one of: ndarray, flex, wgpu"
+            "unknown backend `cuda9`; expected one of: ndarray, flex, wgpu, cuda, auto"
         );
+        assert_eq!(BackendKind::resolve("flex").unwrap(), BackendKind::Flex);
     }
 }

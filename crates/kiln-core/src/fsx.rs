@@ -108,19 +108,82 @@ impl Drop for StagedDir {
     }
 }
 
+/// A file written under a hidden temporary name in its directory and renamed into place by
+/// [`AtomicFile::commit`], for output streamed in pieces. Dropped without commit (an error or
+/// an interrupt midway), it removes itself: the target never holds a partial file.
+#[derive(Debug)]
+pub struct AtomicFile {
+    staging: PathBuf,
+    target: PathBuf,
+    file: Option<std::io::BufWriter<fs_err::File>>,
+}
+
+impl AtomicFile {
+    /// Starts writing `path`.
+    ///
+    /// # Errors
+    /// IO errors creating the temporary file, naming it.
+    pub fn create(path: &Path) -> Result<Self> {
+        let parent = path.parent().unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .map_or_else(|| "out".into(), |n| n.to_string_lossy());
+        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        let file = fs_err::File::create(&staging)?;
+        Ok(Self {
+            staging,
+            target: path.to_path_buf(),
+            file: Some(std::io::BufWriter::with_capacity(1 << 16, file)),
+        })
+    }
+
+    /// Flushes the file and renames it into place, replacing what was there.
+    ///
+    /// # Errors
+    /// IO errors flushing or renaming.
+    pub fn commit(mut self) -> Result<()> {
+        if let Some(file) = self.file.take() {
+            file.into_inner()
+                .map_err(std::io::IntoInnerError::into_error)?;
+        }
+        fs_err::rename(&self.staging, &self.target)?;
+        Ok(())
+    }
+
+    fn file(&mut self) -> &mut std::io::BufWriter<fs_err::File> {
+        self.file
+            .as_mut()
+            .expect("only commit takes the file, and it consumes self")
+    }
+}
+
+impl std::io::Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file().write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file().flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            // Best effort, as for a staged directory: never leave a partial file behind.
+            let _ = fs_err::remove_file(&self.staging);
+        }
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
 ///
 /// # Errors
 /// IO errors, naming the path.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(|| "out".into(), |n| n.to_string_lossy());
-    let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
-    fs_err::write(&tmp, bytes)?;
-    fs_err::rename(&tmp, path)?;
-    Ok(())
+    let mut file = AtomicFile::create(path)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.commit()
 }
 
 #[cfg(test)]
@@ -170,6 +233,28 @@ mod tests {
             fs_err::write(staged.path().join("a"), b"1").unwrap();
         }
         assert_eq!(fs_err::read_dir(&dir).unwrap().count(), 0);
+        fs_err::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_atomic_file_appears_whole_on_commit_and_not_at_all_when_dropped() {
+        use std::io::Write;
+        let dir = scratch("atomic");
+        let target = dir.join("out.csv");
+        fs_err::write(&target, b"old").unwrap();
+        {
+            let mut file = AtomicFile::create(&target).unwrap();
+            file.write_all(b"half").unwrap();
+        }
+        assert_eq!(fs_err::read(&target).unwrap(), b"old");
+        assert_eq!(fs_err::read_dir(&dir).unwrap().count(), 1);
+        let mut file = AtomicFile::create(&target).unwrap();
+        file.write_all(b"new, ").unwrap();
+        assert_eq!(fs_err::read(&target).unwrap(), b"old");
+        file.write_all(b"whole").unwrap();
+        file.commit().unwrap();
+        assert_eq!(fs_err::read(&target).unwrap(), b"new, whole");
+        assert_eq!(fs_err::read_dir(&dir).unwrap().count(), 1);
         fs_err::remove_dir_all(&dir).unwrap();
     }
 }

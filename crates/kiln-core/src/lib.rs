@@ -26,7 +26,9 @@ mod matrix;
 pub mod rng;
 pub mod suggest;
 
-pub use backend::{BackendKind, BackendVisitor, DeviceInfo, device_info, dispatch};
+pub use backend::{
+    BackendKind, BackendVisitor, DeviceInfo, Precision, device_info, dispatch, dispatch_with,
+};
 pub use error::{Error, Result};
 pub use host::HostInfo;
 pub use matrix::Matrix;

@@ -3,7 +3,7 @@
 //! skipped), and bounds the memory a single huge field can take.
 
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use csv_core::ReadRecordResult;
 use serde::{Deserialize, Serialize};
@@ -73,75 +73,164 @@ pub fn read_csv(path: &Path, options: &CsvOptions) -> Result<RawTable> {
     crate::read_table(path, &options)
 }
 
-/// Reads CSV from `input` (already decompressed); `path` names the file in errors.
-fn read_csv_from(
-    path: &Path,
-    input: &mut dyn BufRead,
+/// A CSV file read a chunk of rows at a time, so a pass over a file larger than memory (batch
+/// scoring) holds one chunk. Each chunk is a [`RawTable`] whose rows keep their file lines for
+/// errors. The first chunk of a file without data rows is [`Error::NoRows`].
+pub struct CsvChunks {
+    path: PathBuf,
+    input: Box<dyn BufRead>,
     gz: bool,
-    options: &CsvOptions,
-) -> Result<RawTable> {
-    let mut core = csv_core::ReaderBuilder::new()
-        .delimiter(options.delimiter)
-        .quote(options.quote)
-        .comment(options.comment)
-        .build();
-    let mut record = Record::default();
-    let limits = Limits {
-        path,
-        gz,
-        max_field_bytes: options.max_field_bytes,
-    };
-    let Some(first_line) = record.read(&mut core, input, &limits, None)? else {
-        return Err(Error::EmptyFile {
-            path: path.to_path_buf(),
-        });
-    };
-    let width = record.len();
-    let names = if options.has_header {
-        (0..width)
-            .map(|i| {
-                record
-                    .field(i)
-                    .map(str::to_owned)
-                    .ok_or_else(|| Error::InvalidUtf8 {
-                        path: path.to_path_buf(),
-                        line: first_line,
-                        column: format!("#{}", i + 1),
-                    })
-            })
-            .collect::<Result<Vec<_>>>()?
-    } else {
-        (1..=width).map(|i| format!("column_{i}")).collect()
-    };
-    let mut table = TextBuilder::new(path, names.clone(), &options.missing)?;
-    let mut pending = (!options.has_header).then_some(first_line);
-    loop {
-        let line = match pending.take() {
-            Some(line) => line,
-            None => match record.read(&mut core, input, &limits, Some(&names))? {
-                Some(line) => line,
-                None => break,
-            },
+    options: CsvOptions,
+    core: csv_core::Reader,
+    record: Record,
+    names: Vec<String>,
+    /// The first line of a headerless file: already read, still to be returned as a row.
+    pending: Option<usize>,
+    rows_per_chunk: usize,
+    chunks: usize,
+    finished: bool,
+}
+
+impl CsvChunks {
+    /// Opens `path` (gzip when `compression` says so) and reads its header.
+    ///
+    /// # Errors
+    /// [`Error::EmptyFile`], [`Error::DuplicateColumn`], the header line's errors, and IO errors
+    /// naming the path.
+    pub fn open(
+        path: &Path,
+        compression: Compression,
+        options: &CsvOptions,
+        rows_per_chunk: usize,
+    ) -> Result<Self> {
+        let mut core = csv_core::ReaderBuilder::new()
+            .delimiter(options.delimiter)
+            .quote(options.quote)
+            .comment(options.comment)
+            .build();
+        let mut record = Record::default();
+        let mut input = open(path, compression)?;
+        let gz = compression == Compression::Gzip;
+        let limits = Limits {
+            path,
+            gz,
+            max_field_bytes: options.max_field_bytes,
         };
-        if record.len() != width {
-            return Err(Error::RaggedRow {
+        let Some(first_line) = record.read(&mut core, &mut input, &limits, None)? else {
+            return Err(Error::EmptyFile {
                 path: path.to_path_buf(),
-                line,
-                expected: width,
-                found: record.len(),
             });
-        }
-        for (i, name) in names.iter().enumerate() {
-            let text = record.field(i).ok_or_else(|| Error::InvalidUtf8 {
-                path: path.to_path_buf(),
-                line,
-                column: name.clone(),
-            })?;
-            table.set(i, Some(text));
-        }
-        table.end_row(line)?;
+        };
+        let names = if options.has_header {
+            (0..record.len())
+                .map(|i| {
+                    record
+                        .field(i)
+                        .map(str::to_owned)
+                        .ok_or_else(|| Error::InvalidUtf8 {
+                            path: path.to_path_buf(),
+                            line: first_line,
+                            column: format!("#{}", i + 1),
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            (1..=record.len()).map(|i| format!("column_{i}")).collect()
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            input,
+            gz,
+            options: options.clone(),
+            core,
+            record,
+            names,
+            pending: (!options.has_header).then_some(first_line),
+            rows_per_chunk: rows_per_chunk.max(1),
+            chunks: 0,
+            finished: false,
+        })
     }
-    table.finish()
+
+    /// The column names, from the header or `column_1` … without one.
+    pub fn column_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The next chunk of up to `rows_per_chunk` rows; `None` after the last.
+    fn next_chunk(&mut self) -> Result<Option<RawTable>> {
+        let Self {
+            path,
+            input,
+            gz,
+            options,
+            core,
+            record,
+            names,
+            pending,
+            rows_per_chunk,
+            chunks,
+            finished,
+        } = self;
+        if *finished {
+            return Ok(None);
+        }
+        let limits = Limits {
+            path,
+            gz: *gz,
+            max_field_bytes: options.max_field_bytes,
+        };
+        let width = names.len();
+        let mut table = TextBuilder::new(path, names.clone(), &options.missing)?;
+        let mut rows = 0;
+        while rows < *rows_per_chunk {
+            let next = match pending.take() {
+                Some(line) => Some(line),
+                None => record.read(core, input, &limits, Some(names))?,
+            };
+            let Some(line) = next else {
+                *finished = true;
+                break;
+            };
+            if record.len() != width {
+                return Err(Error::RaggedRow {
+                    path: path.clone(),
+                    line,
+                    expected: width,
+                    found: record.len(),
+                });
+            }
+            for (i, name) in names.iter().enumerate() {
+                let text = record.field(i).ok_or_else(|| Error::InvalidUtf8 {
+                    path: path.clone(),
+                    line,
+                    column: name.clone(),
+                })?;
+                table.set(i, Some(text));
+            }
+            table.end_row(line)?;
+            rows += 1;
+        }
+        if rows == 0 && *chunks > 0 {
+            return Ok(None);
+        }
+        *chunks += 1;
+        // The first chunk of a file with no data rows is `NoRows`.
+        table.finish().map(Some)
+    }
+}
+
+impl Iterator for CsvChunks {
+    type Item = Result<RawTable>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let next = self.next_chunk();
+        if next.is_err() {
+            // A reader that failed mid-record cannot find the next record boundary.
+            self.finished = true;
+        }
+        next.transpose()
+    }
 }
 
 struct Limits<'a> {
@@ -266,20 +355,25 @@ fn column_name(names: Option<&[String]>, index: usize) -> String {
         .unwrap_or_else(|| format!("#{}", index + 1))
 }
 
-/// Opens `path` as CSV per `options` (used by [`crate::read_table`]).
+/// Reads all of `path` as CSV per `options` (used by [`crate::read_table`]).
 pub(crate) fn read(
     path: &Path,
     compression: Compression,
     options: &CsvOptions,
 ) -> Result<RawTable> {
-    let mut input = open(path, compression)?;
-    read_csv_from(path, &mut input, compression == Compression::Gzip, options)
+    CsvChunks::open(path, compression, options, usize::MAX)?
+        .next()
+        .unwrap_or_else(|| {
+            Err(Error::NoRows {
+                path: path.to_path_buf(),
+            })
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use crate::RowLocation;
 
     pub(crate) fn write_temp(name: &str, text: &[u8]) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("kiln-data-{}", std::process::id()));
@@ -287,6 +381,46 @@ mod tests {
         let path = dir.join(name);
         fs_err::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn chunks_concatenate_to_the_whole_file_and_keep_file_lines() {
+        let path = write_temp("chunks.csv", b"a,b\n1,x\n2,\"y\nz\"\n3,NA\n4,v\n5,u\n");
+        let whole = read_csv(&path, &CsvOptions::default()).unwrap();
+        let chunks: Vec<RawTable> =
+            CsvChunks::open(&path, Compression::None, &CsvOptions::default(), 2)
+                .unwrap()
+                .collect::<Result<_>>()
+                .unwrap();
+        assert_eq!(
+            chunks.iter().map(RawTable::n_rows).collect::<Vec<_>>(),
+            [2, 2, 1]
+        );
+        for column in 0..2 {
+            let joined: Vec<Option<&str>> =
+                chunks.iter().flat_map(|c| c.text_column(column)).collect();
+            assert_eq!(joined, whole.text_column(column).collect::<Vec<_>>());
+        }
+        // The row after the two-line quoted field starts on line 5 of the file.
+        assert_eq!(chunks[1].location(0), RowLocation::Line(5));
+        assert_eq!(chunks[2].location(0), RowLocation::Line(7));
+    }
+
+    #[test]
+    fn a_bad_row_in_a_later_chunk_names_its_file_line_and_ends_the_chunks() {
+        let path = write_temp("chunks-bad.csv", b"a,b\n1,x\n2,y\n3\n4,z\n");
+        let mut chunks =
+            CsvChunks::open(&path, Compression::None, &CsvOptions::default(), 1).unwrap();
+        assert_eq!(chunks.column_names(), ["a", "b"]);
+        assert!(chunks.next().unwrap().is_ok());
+        assert!(chunks.next().unwrap().is_ok());
+        let err = chunks.next().unwrap().unwrap_err();
+        assert!(matches!(err, Error::RaggedRow { line: 4, .. }), "{err}");
+        assert!(chunks.next().is_none());
+        let empty = write_temp("chunks-empty.csv", b"a,b\n");
+        let mut chunks =
+            CsvChunks::open(&empty, Compression::None, &CsvOptions::default(), 10).unwrap();
+        assert!(matches!(chunks.next(), Some(Err(Error::NoRows { .. }))));
     }
 
     #[test]

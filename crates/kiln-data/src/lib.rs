@@ -34,7 +34,7 @@ pub mod stats;
 mod table;
 pub mod validate;
 
-pub use csv::{CsvOptions, DEFAULT_MAX_FIELD_BYTES, read_csv};
+pub use csv::{CsvChunks, CsvOptions, DEFAULT_MAX_FIELD_BYTES, read_csv};
 pub use datetime::CivilTime;
 pub use error::{Error, Result, RowLocation};
 pub use raw::RawTable;
@@ -42,7 +42,7 @@ pub use schema::{
     ColumnRole, ColumnSchema, ColumnSettings, ColumnSpec, ColumnType, Schema, infer_schema,
     infer_schema_with,
 };
-pub use source::{Compression, Format, ReadOptions, read_table};
+pub use source::{Compression, Format, ReadOptions, read_chunks, read_table};
 pub use split::{Fold, Split, SplitFractions, SplitHashes, k_fold, stratified_k_fold};
 pub use stats::{DatasetStats, StatsOptions, compute_stats, compute_stats_of};
 pub use table::{ColumnRef, Table};

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::csv::CsvChunks;
 use crate::{CsvOptions, Error, RawTable, Result};
 
 /// A tabular file format.
@@ -80,6 +81,39 @@ pub struct ReadOptions {
 /// [`Error::FieldTooLarge`], [`Error::Json`], [`Error::Gzip`], [`Error::Parquet`],
 /// [`Error::UnsupportedType`], and IO errors naming the path.
 pub fn read_table(path: &Path, options: &ReadOptions) -> Result<RawTable> {
+    let (format, compression) = format_of(path, options)?;
+    match format {
+        Format::Csv => crate::csv::read(path, compression, &options.csv),
+        Format::JsonLines => crate::jsonl::read(path, compression, &options.csv),
+        Format::Parquet => crate::pq::read(path, &options.csv),
+        Format::Idx => crate::idx::read(path, compression),
+    }
+}
+
+/// A data file as chunks of at most `rows_per_chunk` rows, for one pass over a file larger
+/// than memory (batch scoring). CSV, plain or gzip, streams through [`CsvChunks`]; Parquet,
+/// JSON Lines and IDX files are read whole, as one chunk.
+///
+/// # Errors
+/// As [`read_table`]; a CSV file's errors past its header come from the iterator.
+pub fn read_chunks(
+    path: &Path,
+    options: &ReadOptions,
+    rows_per_chunk: usize,
+) -> Result<Box<dyn Iterator<Item = Result<RawTable>>>> {
+    match format_of(path, options)? {
+        (Format::Csv, compression) => Ok(Box::new(CsvChunks::open(
+            path,
+            compression,
+            &options.csv,
+            rows_per_chunk,
+        )?)),
+        _ => Ok(Box::new(std::iter::once(read_table(path, options)))),
+    }
+}
+
+/// The format and compression `options` set, else those of the file name.
+fn format_of(path: &Path, options: &ReadOptions) -> Result<(Format, Compression)> {
     let detected = Format::detect(path);
     let format =
         options
@@ -92,12 +126,7 @@ pub fn read_table(path: &Path, options: &ReadOptions) -> Result<RawTable> {
         .compression
         .or(detected.map(|(_, c)| c))
         .unwrap_or(Compression::None);
-    match format {
-        Format::Csv => crate::csv::read(path, compression, &options.csv),
-        Format::JsonLines => crate::jsonl::read(path, compression, &options.csv),
-        Format::Parquet => crate::pq::read(path, &options.csv),
-        Format::Idx => crate::idx::read(path, compression),
-    }
+    Ok((format, compression))
 }
 
 /// `path` as buffered bytes, decompressed.

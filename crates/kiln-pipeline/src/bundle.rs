@@ -16,7 +16,8 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::Backend;
 use kiln_core::Matrix;
 use kiln_data::{
-    ColumnRole, CsvOptions, DatasetStats, Format, ReadOptions, Schema, Table, ValidationConfig,
+    ColumnRole, CsvOptions, DatasetStats, Format, RawTable, ReadOptions, Schema, Table,
+    ValidationConfig,
 };
 use kiln_models::{ModelSpec, Net};
 use kiln_train::Task;
@@ -108,6 +109,40 @@ impl BundleSpec {
         task_of(&self.target)
     }
 
+    /// How to read a data file as the training data was read: its format from the file name,
+    /// else the training data's format; the pipeline's CSV options.
+    pub fn read_options(&self, path: &Path) -> ReadOptions {
+        ReadOptions {
+            format: Format::detect(path)
+                .map(|(format, _)| format)
+                .or(self.data_format),
+            compression: None,
+            csv: self.csv.clone(),
+        }
+    }
+
+    /// Types a raw table by the bundle's schema. Only feature columns must be present (the
+    /// target, ids, group and time columns may be absent); a `target_above` target is derived
+    /// as in training.
+    ///
+    /// # Errors
+    /// Data errors naming the file, line and column.
+    pub fn conform(&self, raw: &RawTable) -> Result<Table> {
+        let target = self.target.name();
+        let optional: Vec<&str> = self
+            .schema
+            .columns
+            .iter()
+            .filter(|c| c.role != ColumnRole::Feature || c.name == target)
+            .map(|c| c.name.as_str())
+            .collect();
+        let table = raw.conform(&self.schema, &optional)?;
+        Ok(match self.target_above {
+            Some(above) if table.column(target).is_some() => table.binarize(target, above)?,
+            _ => table,
+        })
+    }
+
     /// Writes the spec and the model record into `dir`.
     ///
     /// # Errors
@@ -190,36 +225,14 @@ impl<B: Backend> Predictor<B> {
         &self.spec
     }
 
-    /// Reads a data file as the training data was read: its format from the file name, else
-    /// the training data's format; the pipeline's CSV options; the bundle's schema. Only
-    /// feature columns must be present (the target, ids, group and time columns may be
-    /// absent); a `target_above` target is derived as in training.
+    /// Reads a data file as the training data was read; see [`BundleSpec::read_options`] and
+    /// [`BundleSpec::conform`].
     ///
     /// # Errors
     /// Data errors naming the file, line and column.
     pub fn read(&self, path: &Path) -> Result<Table> {
-        let options = ReadOptions {
-            format: Format::detect(path)
-                .map(|(format, _)| format)
-                .or(self.spec.data_format),
-            compression: None,
-            csv: self.spec.csv.clone(),
-        };
-        let raw = kiln_data::read_table(path, &options)?;
-        let target = self.spec.target.name();
-        let optional: Vec<&str> = self
-            .spec
-            .schema
-            .columns
-            .iter()
-            .filter(|c| c.role != ColumnRole::Feature || c.name == target)
-            .map(|c| c.name.as_str())
-            .collect();
-        let table = raw.conform(&self.spec.schema, &optional)?;
-        Ok(match self.spec.target_above {
-            Some(above) if table.column(target).is_some() => table.binarize(target, above)?,
-            _ => table,
-        })
+        self.spec
+            .conform(&kiln_data::read_table(path, &self.spec.read_options(path))?)
     }
 
     /// Predicts JSON rows (objects keyed by column, as [`BundleSpec::rows_table`] checks

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use kiln_core::Precision;
 use kiln_data::{
     ColumnRole, ColumnSpec, CsvOptions, Format, ReadOptions, SplitFractions, ValidationConfig,
 };
@@ -340,6 +341,9 @@ pub struct TrainSection {
     pub early_stopping: Monitor,
     /// Checkpoint every this many epochs (and at the end).
     pub checkpoint_every: usize,
+    /// The float type of weights, activations, gradients and optimizer state: `f32`, `f16`
+    /// (wgpu, cuda) or `bf16` (cuda).
+    pub precision: Precision,
 }
 
 impl Default for TrainSection {
@@ -362,6 +366,7 @@ impl Default for TrainSection {
             huber_delta: t.huber_delta,
             early_stopping: t.monitor,
             checkpoint_every: t.checkpoint_every,
+            precision: Precision::F32,
         }
     }
 }

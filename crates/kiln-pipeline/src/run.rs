@@ -1,6 +1,7 @@
 //! `kiln train`: the whole pipeline, from a checked config to a committed run directory.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -186,8 +187,10 @@ pub fn train(
     fs_err::copy(config.config_path(), staged.path().join("pipeline.toml"))?;
 
     let settings = config.raw().train.settings(config.raw().pipeline.seed);
-    let trained = kiln_core::dispatch(
+    let precision = config.raw().train.precision;
+    let trained = kiln_core::dispatch_with(
         options.backend,
+        precision,
         TrainVisitor {
             prepared: &prepared,
             settings: &settings,
@@ -210,7 +213,12 @@ pub fn train(
     let mut confusion = BTreeMap::new();
     if trained.outcome != Outcome::Interrupted {
         let evaluate_started = Instant::now();
-        let predictor = kiln_core::dispatch(options.backend, LoadVisitor { dir: &bundle_dir })??;
+        // Evaluated in the precision it trained in: the device keeps its float type.
+        let predictor = kiln_core::dispatch_with(
+            options.backend,
+            precision,
+            LoadVisitor { dir: &bundle_dir },
+        )??;
         for (i, name) in SPLIT_NAMES.iter().enumerate().skip(1) {
             let rows = split_rows(&prepared.split, i);
             if !rows.is_empty() {
@@ -685,6 +693,28 @@ impl AnyPredictor {
     /// Data errors naming the file, line and column.
     pub fn read(&self, path: &Path) -> Result<Table> {
         self.0.read(path)
+    }
+
+    /// Predicts every row of the data file at `path`, `rows_per_chunk` rows at a time, writing
+    /// CSV (as [`crate::write_predictions_csv`]) to `out`; memory holds one chunk of a CSV file,
+    /// whatever its size. Returns the number of rows.
+    ///
+    /// # Errors
+    /// Data errors naming the file, line and column; IO errors from `out`. Rows of earlier
+    /// chunks are already written when a later chunk fails.
+    pub fn predict_file(
+        &self,
+        path: &Path,
+        rows_per_chunk: usize,
+        out: impl Write,
+    ) -> Result<usize> {
+        crate::predict::predict_file(
+            self.spec(),
+            |table, rows| self.predict(table, rows),
+            path,
+            rows_per_chunk,
+            out,
+        )
     }
 
     /// Predicts `rows` of `table`.

@@ -273,3 +273,65 @@ fn species_on_wgpu_matches_ndarray() {
         "max |Δ probability| between wgpu and ndarray: {worst}"
     );
 }
+
+#[test]
+fn predict_streams_chunks_to_the_same_output_and_writes_all_or_nothing() {
+    let dir = scratch();
+    let (run_dir, _) = train(&example("pipeline.toml"), dir.path(), &[]);
+    let bundle = run_dir.join("bundle");
+    let input = example("penguins.csv");
+    let whole = dir.path().join("whole.csv");
+    let chunked = dir.path().join("chunked.csv");
+    let (_, rows) = predict(&bundle, &input, &whole, "ndarray");
+    assert_eq!(rows.len(), 344);
+    let out = kiln(&[
+        "predict",
+        bundle.to_str().unwrap(),
+        input.to_str().unwrap(),
+        "-o",
+        chunked.to_str().unwrap(),
+        "--chunk-rows",
+        "7",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // 50 chunks of 7 rows and one of 1: the same bytes as one chunk of all rows.
+    assert_eq!(
+        fs_err::read(&chunked).unwrap(),
+        fs_err::read(&whole).unwrap()
+    );
+
+    // A bad cell in a late chunk, after earlier chunks were written: the error names its
+    // file line and column, and the output file does not appear at all.
+    let mut lines: Vec<String> = fs_err::read_to_string(&input)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let mut fields: Vec<&str> = lines[299].split(',').collect();
+    fields[2] = "abc";
+    lines[299] = fields.join(",");
+    let bad = dir.path().join("bad.csv");
+    fs_err::write(&bad, lines.join("\n") + "\n").unwrap();
+    let bad_out = dir.path().join("bad-predictions.csv");
+    let out = kiln(&[
+        "predict",
+        bundle.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        "-o",
+        bad_out.to_str().unwrap(),
+        "--chunk-rows",
+        "7",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bad.csv: line 300, column `bill_length_mm`: cannot read `abc"),
+        "{}",
+        stderr(&out)
+    );
+    let leftovers: Vec<_> = fs_err::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("bad-predictions"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
