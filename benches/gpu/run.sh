@@ -12,6 +12,8 @@ STEPS=${KILN_GPU_STEPS:-info,train,compare,precision,infer}
 # The GPU backends measured (a criterion filter's alternatives).
 GPU_BACKENDS=${KILN_GPU_BACKENDS:-wgpu|cuda}
 PRECISION_BACKENDS=${KILN_PRECISION_BACKENDS:-cuda wgpu}
+# Criterion warm-up seconds; with autotune the first steps of each shape time kernels.
+WARM_UP=${KILN_GPU_WARM_UP:-3}
 want() { [[ ",$STEPS," == *",$1,"* ]]; }
 log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
 
@@ -62,7 +64,7 @@ if want train; then
     # kiln's criterion step benchmark on the GPU backends against PyTorch CUDA, one table.
     log "train step: kiln (criterion) vs PyTorch CUDA"
     timeout 150 python3 benches/peers/compare.py --bench-bin "$BIN/train_step" --device cuda \
-        --filter "/($GPU_BACKENDS)\$" --warm-up-time 1 > "$OUT/train_step.txt" 2>&1
+        --filter "/($GPU_BACKENDS)\$" --warm-up-time "$WARM_UP" > "$OUT/train_step.txt" 2>&1
     grep -A30 '^One Adam step' "$OUT/train_step.txt" | tee -a "$OUT/summary.txt"
 fi
 
@@ -90,7 +92,7 @@ if want precision; then
 fi
 if want infer; then
     log "inference (criterion)"
-    timeout 90 "$BIN/inference" --bench "/($GPU_BACKENDS)\$" --warm-up-time 1 > "$OUT/inference.txt" 2>&1
+    timeout 90 "$BIN/inference" --bench "/($GPU_BACKENDS)\$" --warm-up-time "$WARM_UP" > "$OUT/inference.txt" 2>&1
     grep -E '^infer/|thrpt' "$OUT/inference.txt" | paste - - | awk '{print $1, $(NF-3), $(NF-2), $(NF-1), $NF}' \
         | tee -a "$OUT/summary.txt"
 fi
