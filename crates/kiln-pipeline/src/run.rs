@@ -10,7 +10,7 @@ use std::time::Instant;
 use burn::tensor::backend::AutodiffBackend;
 use kiln_core::fsx::StagedDir;
 use kiln_core::hash::{FileHash, hash_bytes, hash_indices};
-use kiln_core::{BackendKind, BackendVisitor, DeviceInfo, HostInfo, Matrix};
+use kiln_core::{BackendKind, BackendVisitor, DeviceInfo, HostInfo, Matrix, Precision};
 use kiln_data::{
     ColumnRef, ColumnRole, ColumnType, DatasetStats, Schema, Split, StatsOptions, Table,
     ValidationReport,
@@ -106,6 +106,9 @@ pub struct Manifest {
     pub splits: BTreeMap<String, SplitRecord>,
     /// Where it ran.
     pub device: DeviceInfo,
+    /// The float type training and evaluation computed in (`[train] precision`).
+    #[serde(default)]
+    pub precision: Precision,
     /// The machine.
     pub host: HostInfo,
     /// The model.
@@ -272,6 +275,7 @@ pub fn train(
         split_method: prepared.split_method,
         splits,
         device: trained.device,
+        precision,
         host: HostInfo::detect(),
         model: prepared.spec.model.clone(),
         parameters: prepared.spec.model.num_params(),

@@ -198,15 +198,17 @@ fn bf16_trains_on_flex_and_is_refused_on_ndarray() {
     let accuracy = manifest["metrics"]["test"]["accuracy"].as_f64().unwrap();
     // bf16 keeps 8 bits of mantissa: penguins still separate (f32 reaches ~0.99).
     assert!(accuracy >= 0.9, "bf16 test accuracy {accuracy}");
+    assert_eq!(manifest["precision"], "bf16");
     let snapshot = fs_err::read_to_string(run_dir.join("pipeline.toml")).unwrap();
     assert!(snapshot.contains("precision = \"bf16\""), "{snapshot}");
     // Weights are trained in bf16: they differ from the f32 run's.
     let f32_dir = scratch();
-    let (f32_run, _) = train(
+    let (f32_run, f32_manifest) = train(
         &example("pipeline.toml"),
         f32_dir.path(),
         &["--backend", "flex"],
     );
+    assert_eq!(f32_manifest["precision"], "f32");
     let weights = |run: &Path| fs_err::read(run.join("bundle/model.mpk")).unwrap();
     assert_ne!(weights(&run_dir), weights(&f32_run));
 
