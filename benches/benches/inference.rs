@@ -13,7 +13,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kiln_benches::{is_gpu, mnist_like, step_models};
+use kiln_benches::{is_gpu, mnist_like, on_every_backend, step_models};
 use kiln_core::{BackendKind, BackendVisitor, DeviceInfo};
 
 const BATCH_ROWS: usize = 4096;
@@ -74,11 +74,9 @@ impl BackendVisitor for Inference<'_> {
 }
 
 fn inference(c: &mut Criterion) {
-    for kind in BackendKind::compiled() {
-        if let Err(e) = kiln_core::dispatch(kind, Inference { c: &mut *c }) {
-            eprintln!("inference: skipping {kind}: {e}");
-        }
-    }
+    on_every_backend("inference", |kind| {
+        kiln_core::dispatch(kind, Inference { c: &mut *c })
+    });
 }
 
 criterion_group!(benches, inference);

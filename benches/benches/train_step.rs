@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kiln_benches::{BATCH, is_gpu, mnist_like, mnist_like_batch, step_models};
+use kiln_benches::{BATCH, is_gpu, mnist_like, mnist_like_batch, on_every_backend, step_models};
 use kiln_core::{BackendKind, BackendVisitor, DeviceInfo};
 use kiln_train::{DeviceTargets, Hooks, Stepper, Task, TrainSettings};
 
@@ -157,11 +157,9 @@ impl BackendVisitor for HotLoop<'_> {
 }
 
 fn hot_loop(c: &mut Criterion) {
-    for kind in BackendKind::compiled() {
-        if let Err(e) = kiln_core::dispatch(kind, HotLoop { c: &mut *c }) {
-            eprintln!("train_step: skipping {kind}: {e}");
-        }
-    }
+    on_every_backend("train_step", |kind| {
+        kiln_core::dispatch(kind, HotLoop { c: &mut *c })
+    });
 }
 
 criterion_group!(benches, hot_loop);

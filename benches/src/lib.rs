@@ -2,7 +2,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use kiln_core::{DeviceInfo, Matrix};
+use kiln_core::{BackendKind, DeviceInfo, Matrix};
 use kiln_models::{ImageShape, ModelKind, ModelSpec};
 use kiln_transform::Targets;
 use rand::RngExt;
@@ -48,6 +48,16 @@ pub fn cnn() -> ModelSpec {
         }),
         conv: vec![32, 64],
         ..ModelSpec::default()
+    }
+}
+
+/// Runs `bench` on every backend compiled in; one without a device here is skipped with a
+/// line on stderr naming `name`.
+pub fn on_every_backend(name: &str, mut bench: impl FnMut(BackendKind) -> kiln_core::Result<()>) {
+    for kind in BackendKind::compiled() {
+        if let Err(e) = bench(kind) {
+            eprintln!("{name}: skipping {kind}: {e}");
+        }
     }
 }
 

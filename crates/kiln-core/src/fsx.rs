@@ -27,12 +27,8 @@ impl StagedDir {
                 path: target.to_path_buf(),
             });
         }
-        let parent = target.parent().unwrap_or(Path::new("."));
-        fs_err::create_dir_all(parent)?;
-        let name = target
-            .file_name()
-            .map_or_else(|| "out".into(), |n| n.to_string_lossy());
-        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        fs_err::create_dir_all(target.parent().unwrap_or(Path::new(".")))?;
+        let staging = staging_path(target);
         if staging.exists() {
             fs_err::remove_dir_all(&staging)?;
         }
@@ -108,6 +104,18 @@ impl Drop for StagedDir {
     }
 }
 
+/// The hidden name `target` is written under until it is complete: beside it (so the final
+/// rename stays on one file system), unique to this process.
+fn staging_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy());
+    target
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(format!(".{name}.partial-{}", std::process::id()))
+}
+
 /// A file written under a hidden temporary name in its directory and renamed into place by
 /// [`AtomicFile::commit`], for output streamed in pieces. Dropped without commit (an error or
 /// an interrupt midway), it removes itself: the target never holds a partial file.
@@ -124,11 +132,7 @@ impl AtomicFile {
     /// # Errors
     /// IO errors creating the temporary file, naming it.
     pub fn create(path: &Path) -> Result<Self> {
-        let parent = path.parent().unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map_or_else(|| "out".into(), |n| n.to_string_lossy());
-        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        let staging = staging_path(path);
         let file = fs_err::File::create(&staging)?;
         Ok(Self {
             staging,

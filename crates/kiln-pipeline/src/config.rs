@@ -342,7 +342,7 @@ pub struct TrainSection {
     /// Checkpoint every this many epochs (and at the end).
     pub checkpoint_every: usize,
     /// The float type of weights, activations, gradients and optimizer state: `f32`, `f16`
-    /// (wgpu, cuda) or `bf16` (cuda).
+    /// (flex, cuda, wgpu adapters with shader-f16) or `bf16` (flex, cuda).
     pub precision: Precision,
 }
 

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::{example, kiln, scratch, stderr, train};
+use crate::{example, kiln, penguins_pipeline, scratch, stderr, train};
 
 #[test]
 fn backends_lists_every_compiled_backend() {
@@ -99,17 +99,6 @@ fn compare_backends_agrees_within_tolerance_on_penguins() {
     );
 }
 
-/// A penguins pipeline with `[train]` extended by `extra`, written beside a copy of the data.
-fn penguins_with(dir: &Path, extra: &str) -> std::path::PathBuf {
-    let text = fs_err::read_to_string(example("pipeline.toml"))
-        .unwrap()
-        .replace("[train]\n", &format!("[train]\n{extra}\n"));
-    fs_err::copy(example("penguins.csv"), dir.join("penguins.csv")).unwrap();
-    let path = dir.join("pipeline.toml");
-    fs_err::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 fn unavailable_backends_fail_clearly_and_list_the_usable_ones() {
     let dir = scratch();
@@ -193,7 +182,10 @@ fn auto_picks_a_gpu_when_there_is_one_else_a_cpu_backend() {
 #[test]
 fn bf16_trains_on_flex_and_is_refused_on_ndarray() {
     let dir = scratch();
-    let pipeline = penguins_with(dir.path(), "precision = \"bf16\"");
+    let pipeline = penguins_pipeline(
+        dir.path(),
+        &[("[train]\n", "[train]\nprecision = \"bf16\"\n")],
+    );
     let (run_dir, manifest) = train(&pipeline, dir.path(), &["--backend", "flex"]);
     let accuracy = manifest["metrics"]["test"]["accuracy"].as_f64().unwrap();
     // bf16 keeps 8 bits of mantissa: penguins still separate (f32 reaches ~0.99).

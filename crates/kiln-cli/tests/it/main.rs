@@ -33,6 +33,23 @@ pub(crate) fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The species pipeline with `replace` applied, its data path made absolute, written to `dir`.
+pub(crate) fn penguins_pipeline(dir: &Path, replace: &[(&str, &str)]) -> PathBuf {
+    let mut text = fs_err::read_to_string(example("pipeline.toml")).unwrap();
+    let data = example("penguins.csv");
+    text = text.replace(
+        "source = \"penguins.csv\"",
+        &format!("source = {:?}", data.to_str().unwrap()),
+    );
+    for (from, to) in replace {
+        assert!(text.contains(from), "fixture edit `{from}` applies");
+        text = text.replace(from, to);
+    }
+    let path = dir.join("pipeline.toml");
+    fs_err::write(&path, text).unwrap();
+    path
+}
+
 /// A fresh scratch directory, removed on drop.
 pub(crate) fn scratch() -> tempfile::TempDir {
     tempfile::Builder::new()

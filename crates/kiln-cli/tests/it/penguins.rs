@@ -1,4 +1,5 @@
 use std::path::Path;
+use std::process::Output;
 
 use serde_json::Value;
 
@@ -39,21 +40,26 @@ fn parse_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
     )
 }
 
+/// `kiln predict BUNDLE INPUT -o OUTPUT EXTRA..`.
+fn predict_with(bundle: &Path, input: &Path, output: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "predict",
+        bundle.to_str().unwrap(),
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    kiln(&args)
+}
+
 fn predict(
     bundle: &Path,
     input: &Path,
     output: &Path,
     backend: &str,
 ) -> (Vec<String>, Vec<Vec<String>>) {
-    let out = kiln(&[
-        "predict",
-        bundle.to_str().unwrap(),
-        input.to_str().unwrap(),
-        "-o",
-        output.to_str().unwrap(),
-        "--backend",
-        backend,
-    ]);
+    let out = predict_with(bundle, input, output, &["--backend", backend]);
     assert!(
         out.status.success(),
         "kiln predict failed: {}",
@@ -284,15 +290,7 @@ fn predict_streams_chunks_to_the_same_output_and_writes_all_or_nothing() {
     let chunked = dir.path().join("chunked.csv");
     let (_, rows) = predict(&bundle, &input, &whole, "ndarray");
     assert_eq!(rows.len(), 344);
-    let out = kiln(&[
-        "predict",
-        bundle.to_str().unwrap(),
-        input.to_str().unwrap(),
-        "-o",
-        chunked.to_str().unwrap(),
-        "--chunk-rows",
-        "7",
-    ]);
+    let out = predict_with(&bundle, &input, &chunked, &["--chunk-rows", "7"]);
     assert!(out.status.success(), "{}", stderr(&out));
     // 50 chunks of 7 rows and one of 1: the same bytes as one chunk of all rows.
     assert_eq!(
@@ -313,15 +311,7 @@ fn predict_streams_chunks_to_the_same_output_and_writes_all_or_nothing() {
     let bad = dir.path().join("bad.csv");
     fs_err::write(&bad, lines.join("\n") + "\n").unwrap();
     let bad_out = dir.path().join("bad-predictions.csv");
-    let out = kiln(&[
-        "predict",
-        bundle.to_str().unwrap(),
-        bad.to_str().unwrap(),
-        "-o",
-        bad_out.to_str().unwrap(),
-        "--chunk-rows",
-        "7",
-    ]);
+    let out = predict_with(&bundle, &bad, &bad_out, &["--chunk-rows", "7"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("bad.csv: line 300, column `bill_length_mm`: cannot read `abc"),

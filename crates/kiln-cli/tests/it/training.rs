@@ -1,29 +1,14 @@
 //! Checkpoints, exact resume, SIGINT and divergence through the `kiln` binary.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{example, kiln, scratch, stderr, train, train_json, visible_entries};
-
-/// The species pipeline with `replace` applied, its data path made absolute, written to `dir`.
-fn pipeline(dir: &Path, replace: &[(&str, &str)]) -> PathBuf {
-    let mut text = fs_err::read_to_string(example("pipeline.toml")).unwrap();
-    let data = example("penguins.csv");
-    text = text.replace(
-        "source = \"penguins.csv\"",
-        &format!("source = {:?}", data.to_str().unwrap()),
-    );
-    for (from, to) in replace {
-        assert!(text.contains(from), "fixture edit `{from}` applies");
-        text = text.replace(from, to);
-    }
-    let path = dir.join("pipeline.toml");
-    fs_err::write(&path, text).unwrap();
-    path
-}
+use crate::{
+    example, kiln, penguins_pipeline, scratch, stderr, train, train_json, visible_entries,
+};
 
 fn record(run: &Path) -> Vec<u8> {
     fs_err::read(run.join("bundle/model.mpk")).unwrap()
@@ -32,7 +17,7 @@ fn record(run: &Path) -> Vec<u8> {
 #[test]
 fn resume_from_a_checkpoint_gives_byte_identical_weights() {
     let dir = scratch();
-    let config = pipeline(
+    let config = penguins_pipeline(
         dir.path(),
         &[
             ("dropout = 0.0", "dropout = 0.1"),
@@ -75,7 +60,7 @@ fn resume_from_a_checkpoint_gives_byte_identical_weights() {
 fn sigint_checkpoints_exits_130_and_resumes_exactly() {
     let dir = scratch();
     // Many small epochs so the interrupt lands mid-training.
-    let config = pipeline(
+    let config = penguins_pipeline(
         dir.path(),
         &[
             ("epochs = 40", "epochs = 400"),

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{example, kiln, scratch, stderr, train};
+use crate::{kiln, penguins_pipeline, scratch, stderr, train};
 
 fn examples(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,17 +38,12 @@ fn diamonds_price_with_ordinal_grades_reaches_r2_097() {
     assert!(text.contains("target `price`: regression"), "{text}");
 }
 
+/// `[features]` of the example pipeline, which each test replaces with its own.
+const EXAMPLE_FEATURES: &str = "[features]\nnumeric = { impute = \"median\", scale = \"standard\" }\ncategorical = { min_frequency = 1 }\n";
+
+/// The example pipeline with `features` in place of its `[features]`, written to `out`.
 fn penguins_with(features: &str, out: &Path) -> PathBuf {
-    let config = fs_err::read_to_string(example("pipeline.toml"))
-        .unwrap()
-        .replace("source = \"penguins.csv\"", &format!("source = \"{}\"", example("penguins.csv").display()))
-        .replace(
-            "[features]\nnumeric = { impute = \"median\", scale = \"standard\" }\ncategorical = { min_frequency = 1 }\n",
-            features,
-        );
-    let path = out.join("pipeline.toml");
-    fs_err::write(&path, config).unwrap();
-    path
+    penguins_pipeline(out, &[(EXAMPLE_FEATURES, features)])
 }
 
 #[test]
