@@ -3,14 +3,14 @@
 use std::io::Write;
 use std::path::Path;
 
-use kiln_pipeline::Result;
-use kiln_pipeline::bundle::BundleSpec;
+use kiln_pipeline::{OpenedBundle, Result};
 use kiln_transform::FittedTarget;
 
 /// Prints each fitted input column (kind, output width, learned parameters) and the target;
-/// with `json`, the fitted features and target as stored in the bundle.
+/// with `json`, the fitted features and target as stored in the bundle (a directory or a
+/// verified `.kiln` file).
 pub(crate) fn inspect(bundle: &Path, json: bool) -> Result<()> {
-    let spec = BundleSpec::read(bundle)?;
+    let spec = OpenedBundle::open(bundle)?.spec()?;
     let mut out = std::io::stdout().lock();
     if json {
         let value = serde_json::json!({ "features": spec.features, "target": spec.target });

@@ -2,8 +2,11 @@
 
 mod backends_cmd;
 mod data_cmds;
+mod export_cmd;
 mod inspect_cmd;
+mod runs_cmds;
 mod serve_cmds;
+mod sweep_cmd;
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
@@ -51,16 +54,59 @@ enum Command {
         /// Overrides `[pipeline] seed`.
         #[arg(long)]
         seed: Option<u64>,
+        /// Overrides `[train] devices`: data-parallel replicas at `batch_size` rows each (the
+        /// one CPU shared on ndarray and flex, GPUs 0..N on wgpu and cuda).
+        #[arg(
+            long,
+            value_name = "N",
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+        )]
+        devices: Option<usize>,
         /// Reads this data file instead of `[data] source`.
         #[arg(long, value_name = "FILE")]
         data: Option<PathBuf>,
         /// JSON lines on stdout (one per epoch, then the run) instead of a bar and a summary.
         #[arg(long)]
         json: bool,
+        /// Run every data stage, neither reading nor writing the stage cache.
+        #[arg(long)]
+        no_cache: bool,
+        /// The stage cache (default `$KILN_CACHE_DIR`, else `.kiln-cache` in --out).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// The stage cache's size limit in MiB (least recently used entries go past it).
+        #[arg(long, value_name = "MIB")]
+        cache_max_mib: Option<u64>,
+    },
+    /// Re-run a run from its manifest and compare: exact metrics and parameter hash on CPU
+    /// backends, metrics within 1e-3 on GPUs; names the inputs that changed. Exit code 1 on a
+    /// mismatch.
+    Reproduce {
+        /// The run directory.
+        run: PathBuf,
+        /// Re-run on this backend instead of the recorded one.
+        #[arg(long, value_parser = parse_backend)]
+        backend: Option<BackendKind>,
+        /// Keep the re-run under this directory (default: a temporary one, removed).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the comparison as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Track runs: list, show, compare, export to MLflow.
+    Runs {
+        #[command(subcommand)]
+        action: runs_cmds::RunsAction,
+    },
+    /// The stage cache: list or clear it.
+    Cache {
+        #[command(subcommand)]
+        action: runs_cmds::CacheAction,
     },
     /// Predict every row of a CSV file with a bundle.
     Predict {
-        /// A run's bundle directory.
+        /// A run's bundle directory, or a .kiln file from `kiln export`.
         bundle: PathBuf,
         /// Input data, any format kiln reads (the target column may be absent). CSV streams:
         /// memory holds one chunk of rows, whatever the file's size.
@@ -80,7 +126,7 @@ enum Command {
     /// /metrics. SIGHUP or POST /v1/admin/reload (loopback only) reloads the bundle;
     /// SIGTERM or SIGINT stops accepting, drains in-flight requests and exits 0.
     Serve {
-        /// A run's bundle directory.
+        /// A run's bundle directory, or a .kiln file from `kiln export`.
         bundle: PathBuf,
         /// Address to listen on (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -109,7 +155,7 @@ enum Command {
     /// Kolmogorov-Smirnov (numeric), PSI and chi-square (categorical). Exit code 1 when a
     /// feature crosses a `[drift]` threshold.
     Drift {
-        /// A run's bundle directory.
+        /// A run's bundle directory, or a .kiln file from `kiln export`.
         bundle: PathBuf,
         /// The new data (any format the bundle's data could be).
         data: PathBuf,
@@ -122,7 +168,7 @@ enum Command {
     },
     /// Score a bundle on a labelled CSV file.
     Evaluate {
-        /// A run's bundle directory.
+        /// A run's bundle directory, or a .kiln file from `kiln export`.
         bundle: PathBuf,
         /// Labelled CSV; rows without a target are skipped.
         data: PathBuf,
@@ -160,14 +206,40 @@ enum Command {
         #[command(flatten)]
         data: data_cmds::DataArgs,
     },
+    /// Pack a run's bundle into one .kiln file: the bundle's files and a manifest of their
+    /// sizes and blake3 checksums. predict, evaluate, serve, drift and inspect load it as they
+    /// load the bundle directory, after verifying it.
+    Export {
+        /// A run directory or its bundle directory.
+        run: PathBuf,
+        /// The file to write, atomically [default: <pipeline name>.kiln in the current
+        /// directory].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Print a bundle's fitted transforms: per column the kind, output width and learned
     /// parameters; then the target encoding.
     Inspect {
-        /// A run's bundle directory.
+        /// A run's bundle directory, or a .kiln file from `kiln export`.
         bundle: PathBuf,
         /// Print the fitted state as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Write a run's report: one self-contained HTML page with learning curves, metrics,
+    /// confusion matrix, ROC, precision-recall and calibration (classification) or residuals
+    /// (regression), permutation feature importance and feature statistics. Needs the run's
+    /// data file, for the test-split charts.
+    Report {
+        /// The run directory.
+        run: PathBuf,
+        /// The HTML file to write, atomically [default: <run>/report.html].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Where to predict the test split: ndarray, flex, wgpu, cuda (builds with `--features
+        /// cuda`), or auto (a GPU when there is one, else the faster CPU backend).
+        #[arg(long, default_value = "ndarray", value_parser = parse_backend)]
+        backend: BackendKind,
     },
     /// List the compiled-in backends and the device each sees.
     Backends {
@@ -190,6 +262,26 @@ enum Command {
         #[arg(long, default_value = "runs")]
         out: PathBuf,
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the pipeline's `[sweep]`: grid, random or successive-halving search over pipeline
+    /// keys, each trial scored by k-fold cross-validation; writes a leaderboard and best.toml.
+    /// Run it again to continue a sweep that was stopped.
+    Sweep {
+        /// The pipeline file, with a `[sweep]` section.
+        pipeline: PathBuf,
+        /// Parent directory of the sweep directory (`<pipeline name>-sweep`).
+        #[arg(long, default_value = "runs")]
+        out: PathBuf,
+        /// Runs trained at once (overrides `[sweep] workers`).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        workers: Option<u64>,
+        /// Where to compute: ndarray, flex, wgpu, cuda (builds with `--features cuda`), or auto
+        /// (a GPU when there is one, else the faster CPU backend).
+        #[arg(long, default_value = "ndarray", value_parser = parse_backend)]
+        backend: BackendKind,
+        /// JSON lines on stdout (one per run, then the sweep) instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -247,8 +339,12 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
             backend,
             out,
             seed,
+            devices,
             data,
             json,
+            no_cache,
+            cache_dir,
+            cache_max_mib,
         } => {
             let mut config = match (&pipeline, &resume) {
                 (Some(path), _) => PipelineConfig::load(path)?,
@@ -258,6 +354,9 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
             if let Some(seed) = seed {
                 config.set_seed(seed);
             }
+            if let Some(devices) = devices {
+                config.set_devices(devices);
+            }
             if let Some(data) = data {
                 config.set_source(data);
             }
@@ -265,10 +364,11 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
                 return print_dry_run(&config, json);
             }
             let options = TrainOptions {
-                backend,
-                out_dir: out,
                 resume,
                 stop: Some(sigint_flag()),
+                cache: runs_cmds::train_cache(&out, cache_dir, cache_max_mib, no_cache),
+                command: std::env::args().collect(),
+                ..TrainOptions::new(backend, out)
             };
             train(&config, &options, json)
         }
@@ -306,7 +406,25 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
         Command::Stats { data, json } => data_cmds::stats(&data, json),
         Command::Schema { data } => data_cmds::schema(&data),
         Command::Inspect { bundle, json } => inspect_cmd::inspect(&bundle, json),
+        Command::Export { run, output } => export_cmd::export(&run, output.as_deref()),
+        Command::Report {
+            run,
+            output,
+            backend,
+        } => {
+            let path = kiln_pipeline::report(&run, backend, output.as_deref())?;
+            writeln!(std::io::stdout().lock(), "{}", path.display())?;
+            Ok(())
+        }
         Command::Backends { json } => backends_cmd::list(json),
+        Command::Reproduce {
+            run,
+            backend,
+            out,
+            json,
+        } => runs_cmds::reproduce(&run, backend, out.as_deref(), json),
+        Command::Runs { action } => runs_cmds::runs(action),
+        Command::Cache { action } => runs_cmds::cache(action),
         Command::CompareBackends {
             pipeline,
             backends,
@@ -314,6 +432,19 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
             out,
             json,
         } => backends_cmd::compare(&pipeline, &backends, tolerance, &out, json),
+        Command::Sweep {
+            pipeline,
+            out,
+            workers,
+            backend,
+            json,
+        } => sweep_cmd::sweep(
+            &pipeline,
+            out,
+            workers.map(|w| usize::try_from(w).unwrap_or(usize::MAX)),
+            backend,
+            json,
+        ),
     }
 }
 
@@ -457,9 +588,14 @@ fn train(
         )
         .collect();
     writeln!(stdout, "run       {}", summary.run_dir.display())?;
+    let replicas = if m.devices > 1 {
+        format!(", {} data-parallel devices", m.devices)
+    } else {
+        String::new()
+    };
     writeln!(
         stdout,
-        "backend   {} on {}",
+        "backend   {} on {}{replicas}",
         m.device.backend, m.device.name
     )?;
     writeln!(
@@ -478,6 +614,7 @@ fn train(
         widths.join("-"),
         m.parameters
     )?;
+    writeln!(stdout, "stages    {}", runs_cmds::stages_line(m))?;
     writeln!(
         stdout,
         "train     {} epochs, best {}, {:.0} samples/s",

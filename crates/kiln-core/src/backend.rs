@@ -246,6 +246,49 @@ impl<V: BackendVisitor> BackendVisitor for InPrecision<V> {
     }
 }
 
+/// The devices of `count` data-parallel replicas, given the device [`dispatch`] opened. The
+/// CPU backends (ndarray, flex) have one device, which every replica shares: that checks the
+/// semantics on any machine, it adds no compute. wgpu takes its discrete GPUs `0..count`
+/// (`WgpuDevice::DiscreteGpu(i)`), cuda its devices `0..count`. One replica keeps `main`.
+///
+/// # Errors
+/// [`Error::TooFewDevices`] when `count` is 0 or exceeds the devices the backend sees here.
+pub fn replica_devices<B: burn::tensor::backend::Backend>(
+    main: &B::Device,
+    count: usize,
+) -> Result<Vec<B::Device>> {
+    use burn::tensor::backend::{Device, DeviceId};
+    let any: &dyn std::any::Any = main;
+    let host = any.is::<burn::backend::ndarray::NdArrayDevice>()
+        || any.is::<burn::backend::flex::FlexDevice>();
+    // Type 0 is wgpu's discrete GPUs and CUDA's only kind of device.
+    let (available, kind) = if host {
+        (usize::MAX, "CPU devices")
+    } else if any.is::<burn::backend::wgpu::WgpuDevice>() {
+        (B::device_count(0), "discrete GPUs visible to wgpu")
+    } else {
+        (B::device_count(0), "CUDA devices")
+    };
+    match count {
+        0 => Err(Error::TooFewDevices {
+            requested: 0,
+            available: available.min(1),
+            kind,
+        }),
+        1 => Ok(vec![main.clone()]),
+        _ if host => Ok(vec![main.clone(); count]),
+        _ if count > available => Err(Error::TooFewDevices {
+            requested: count,
+            available,
+            kind,
+        }),
+        #[allow(clippy::cast_possible_truncation)] // Device indices are u16 in burn.
+        _ => Ok((0..count)
+            .map(|i| B::Device::from_id(DeviceId::new(0, i as u16)))
+            .collect()),
+    }
+}
+
 /// The device `kind` runs on here.
 ///
 /// # Errors
@@ -418,5 +461,44 @@ mod tests {
             "unknown backend `cuda9`; expected one of: ndarray, flex, wgpu, cuda, auto"
         );
         assert_eq!(BackendKind::resolve("flex").unwrap(), BackendKind::Flex);
+    }
+
+    #[test]
+    fn replicas_share_the_cpu_and_count_gpus() {
+        use burn::tensor::backend::Backend;
+        let cpu = burn::backend::ndarray::NdArrayDevice::Cpu;
+        assert_eq!(
+            replica_devices::<NdArrayBackend>(&cpu, 3).unwrap(),
+            vec![cpu; 3]
+        );
+        let err = replica_devices::<NdArrayBackend>(&cpu, 0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot train on 0 devices: CPU devices here: 1"
+        );
+        // wgpu counts discrete GPUs (none where it runs on lavapipe).
+        if device_info(BackendKind::Wgpu).is_ok() {
+            let main = burn::backend::wgpu::WgpuDevice::default();
+            let gpus = WgpuBackend::device_count(0);
+            assert_eq!(
+                replica_devices::<WgpuBackend>(&main, 1).unwrap(),
+                vec![main.clone()]
+            );
+            let err = replica_devices::<WgpuBackend>(&main, gpus + 1).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "cannot train on {} devices: discrete GPUs visible to wgpu here: {gpus}",
+                    gpus + 1
+                )
+            );
+            if gpus >= 2 {
+                let devices = replica_devices::<WgpuBackend>(&main, 2).unwrap();
+                assert_eq!(
+                    devices,
+                    [0, 1].map(burn::backend::wgpu::WgpuDevice::DiscreteGpu)
+                );
+            }
+        }
     }
 }

@@ -44,6 +44,16 @@ pub enum Error {
         /// burn's reason.
         reason: String,
     },
+    /// Data parallelism over more devices than the backend has here, or over none.
+    #[error("cannot train on {requested} devices: {kind} here: {available}")]
+    TooFewDevices {
+        /// Devices asked for.
+        requested: usize,
+        /// Devices of that kind here.
+        available: usize,
+        /// What was counted, e.g. `CUDA devices`.
+        kind: &'static str,
+    },
     /// An output path exists already; kiln never overwrites a finished output.
     #[error("{} already exists; kiln never overwrites an earlier output", path.display())]
     AlreadyExists {

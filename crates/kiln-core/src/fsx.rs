@@ -105,15 +105,18 @@ impl Drop for StagedDir {
 }
 
 /// The hidden name `target` is written under until it is complete: beside it (so the final
-/// rename stays on one file system), unique to this process.
+/// rename stays on one file system), unique to this process and call (threads of one process,
+/// e.g. sweep trials, may stage the same target at once).
 fn staging_path(target: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = target
         .file_name()
         .map_or_else(|| "out".into(), |n| n.to_string_lossy());
+    let call = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     target
         .parent()
         .unwrap_or(Path::new("."))
-        .join(format!(".{name}.partial-{}", std::process::id()))
+        .join(format!(".{name}.partial-{}-{call}", std::process::id()))
 }
 
 /// A file written under a hidden temporary name in its directory and renamed into place by
@@ -225,6 +228,43 @@ mod tests {
         let second = StagedDir::new(&base).unwrap().commit_numbered().unwrap();
         assert_eq!(first, dir.join("run-1"));
         assert_eq!(second, dir.join("run-2"));
+        fs_err::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn threads_staging_and_committing_one_name_at_once_keep_their_own_contents() {
+        let dir = scratch("threads");
+        let base = dir.join("run");
+        let barrier = std::sync::Barrier::new(8);
+        let committed: Vec<PathBuf> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let (base, barrier) = (&base, &barrier);
+                    s.spawn(move || {
+                        let staged = StagedDir::new(base).unwrap();
+                        fs_err::write(staged.path().join("id"), i.to_string()).unwrap();
+                        // All eight are staged before any commits: a shared staging path would
+                        // mix or lose their contents.
+                        barrier.wait();
+                        staged.commit_numbered().unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (i, path) in committed.iter().enumerate() {
+            assert_eq!(
+                fs_err::read_to_string(path.join("id")).unwrap(),
+                i.to_string()
+            );
+        }
+        let mut names: Vec<String> = fs_err::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let expected: Vec<String> = (1..=8).map(|n| format!("run-{n}")).collect();
+        assert_eq!(names, expected, "eight numbers, no staging left behind");
         fs_err::remove_dir_all(&dir).unwrap();
     }
 

@@ -38,3 +38,11 @@ pub const KILN_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The burn version kiln is built against (pinned `=0.21.0` in the workspace).
 pub const BURN_VERSION: &str = "0.21.0";
+
+/// The workspace's Cargo.lock at build time: the exact version of every dependency.
+const CARGO_LOCK: &[u8] = include_bytes!("../../../Cargo.lock");
+
+/// blake3 of the Cargo.lock kiln was built with, recorded in every manifest.
+pub fn cargo_lock_hash() -> String {
+    hash::hash_bytes(CARGO_LOCK)
+}

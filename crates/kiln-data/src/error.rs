@@ -159,6 +159,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A Parquet file in the stage cache that kiln did not write as a table.
+    #[error("{}: not a table stored by kiln (no table metadata); clear the cache with `kiln cache clear`", path.display())]
+    NotStoredTable {
+        /// The file.
+        path: PathBuf,
+    },
     /// A Parquet file that cannot be read (corrupt, truncated, unsupported encoding).
     #[error("{}: cannot read parquet: {source}", path.display())]
     Parquet {

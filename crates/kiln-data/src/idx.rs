@@ -83,7 +83,7 @@ pub(crate) fn read(path: &Path, compression: Compression) -> Result<RawTable> {
 }
 
 /// `x-images-idx3-ubyte[.gz]` → `x-labels-idx1-ubyte[.gz]`.
-fn labels_beside(images: &Path) -> Option<PathBuf> {
+pub(crate) fn labels_beside(images: &Path) -> Option<PathBuf> {
     let name = images.file_name()?.to_str()?;
     let labels = name.replace("images-idx3", "labels-idx1");
     (labels != name).then(|| images.with_file_name(labels))

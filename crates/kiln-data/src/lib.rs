@@ -31,6 +31,7 @@ mod schema;
 mod source;
 pub mod split;
 pub mod stats;
+mod stored;
 mod table;
 pub mod validate;
 
@@ -42,7 +43,7 @@ pub use schema::{
     ColumnRole, ColumnSchema, ColumnSettings, ColumnSpec, ColumnType, Schema, infer_schema,
     infer_schema_with,
 };
-pub use source::{Compression, Format, ReadOptions, read_chunks, read_table};
+pub use source::{Compression, Format, ReadOptions, input_files, read_chunks, read_table};
 pub use split::{Fold, Split, SplitFractions, SplitHashes, k_fold, stratified_k_fold};
 pub use stats::{DatasetStats, StatsOptions, compute_stats, compute_stats_of};
 pub use table::{ColumnRef, Table};

@@ -68,7 +68,12 @@ pub(crate) fn read(path: &Path, options: &CsvOptions) -> Result<RawTable> {
 }
 
 /// `array` as nullable Utf8, with missing tokens as nulls.
-fn as_text(path: &Path, name: &str, array: &ArrayRef, missing: &[String]) -> Result<ArrayRef> {
+pub(crate) fn as_text(
+    path: &Path,
+    name: &str,
+    array: &ArrayRef,
+    missing: &[String],
+) -> Result<ArrayRef> {
     let unsupported = || Error::UnsupportedType {
         path: path.to_path_buf(),
         column: name.to_owned(),

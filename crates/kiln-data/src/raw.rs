@@ -85,6 +85,48 @@ impl RawTable {
         })
     }
 
+    /// A table from an Arrow batch built in memory (an embedding caller's typed columns):
+    /// each column is cast to its text form as a Parquet file's columns are (numbers print in
+    /// their shortest exact form), so [`RawTable::conform`] types it as it types a data file;
+    /// cells whose text is one of `missing` become nulls. Rows are located by 0-based index,
+    /// `path` names the source in errors.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateColumn`]; [`Error::UnsupportedType`] for a nested or binary column.
+    pub fn from_record_batch(
+        path: impl Into<PathBuf>,
+        batch: &RecordBatch,
+        missing: &[String],
+    ) -> Result<RawTable> {
+        let path = path.into();
+        let mut seen = BTreeSet::new();
+        let names: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        if let Some(name) = names.iter().find(|n| !seen.insert(n.as_str())) {
+            return Err(Error::DuplicateColumn {
+                path,
+                name: name.clone(),
+            });
+        }
+        let arrays = batch
+            .columns()
+            .iter()
+            .zip(&names)
+            .map(|(array, name)| crate::pq::as_text(&path, name, array, missing))
+            .collect::<Result<Vec<_>>>()?;
+        let batch = text_batch(&path, &names, arrays)?;
+        Ok(RawTable {
+            path,
+            names,
+            batches: vec![batch],
+            lines: None,
+        })
+    }
+
     /// The text cells of column `index`, batch by batch.
     ///
     /// # Panics
@@ -248,4 +290,89 @@ pub(crate) fn text_batch(
         .map(|n| Field::new(n, DataType::Utf8, true))
         .collect();
     crate::table::record_batch(path, fields, arrays)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ColumnRef, ColumnSchema, ColumnType, Schema};
+    use arrow_array::{Float64Array, Int64Array, ListArray};
+
+    fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+        RecordBatch::try_from_iter(columns).unwrap()
+    }
+
+    #[test]
+    fn record_batches_type_as_data_files_do() {
+        let batch = batch(vec![
+            (
+                "x",
+                Arc::new(Float64Array::from(vec![Some(1.5), None, Some(f64::NAN)])),
+            ),
+            ("year", Arc::new(Int64Array::from(vec![2007, 2008, 2009]))),
+            ("c", Arc::new(StringArray::from(vec!["a", "NA", "b"]))),
+        ]);
+        let missing = ["NA".to_owned()];
+        let raw = RawTable::from_record_batch("<batch>", &batch, &missing).unwrap();
+        let schema = Schema {
+            columns: vec![
+                ColumnSchema::new("x", ColumnType::Numeric),
+                ColumnSchema::new("year", ColumnType::Categorical),
+                ColumnSchema::new("c", ColumnType::Categorical),
+            ],
+        };
+        let table = raw.conform(&schema, &[]).unwrap();
+        let Some(ColumnRef::Numeric(x)) = table.column("x") else {
+            panic!("numeric x")
+        };
+        assert_eq!(x.iter().collect::<Vec<_>>(), [Some(1.5), None, None]);
+        let year = table.column("year").unwrap();
+        assert_eq!(year.text(1).as_deref(), Some("2008"));
+        let c = table.column("c").unwrap();
+        assert!(c.is_null(1), "a missing token is missing");
+
+        let numbers_as_text = batch_of_text("x", &["1", "abc"]);
+        let raw = RawTable::from_record_batch("<batch>", &numbers_as_text, &[]).unwrap();
+        let schema = Schema {
+            columns: vec![ColumnSchema::new("x", ColumnType::Numeric)],
+        };
+        let e = raw.conform(&schema, &[]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "<batch>: row index 1, column `x`: cannot read `abc` as a number"
+        );
+    }
+
+    fn batch_of_text(name: &str, cells: &[&str]) -> RecordBatch {
+        batch(vec![(name, Arc::new(StringArray::from(cells.to_vec())))])
+    }
+
+    #[test]
+    fn nested_columns_and_duplicate_names_are_refused() {
+        let list =
+            ListArray::from_iter_primitive::<arrow_array::types::Int32Type, _, _>(vec![Some(
+                vec![Some(1)],
+            )]);
+        let nested = batch(vec![("l", Arc::new(list))]);
+        let e = RawTable::from_record_batch("<batch>", &nested, &[]).unwrap_err();
+        assert!(
+            matches!(e, Error::UnsupportedType { ref column, .. } if column == "l"),
+            "{e}"
+        );
+
+        let schema = Arc::new(arrow_schema::Schema::new(vec![
+            Field::new("a", DataType::Utf8, true),
+            Field::new("a", DataType::Utf8, true),
+        ]));
+        let twice = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["x"])),
+                Arc::new(StringArray::from(vec!["y"])),
+            ],
+        )
+        .unwrap();
+        let e = RawTable::from_record_batch("<batch>", &twice, &[]).unwrap_err();
+        assert!(matches!(e, Error::DuplicateColumn { .. }), "{e}");
+    }
 }

@@ -1,7 +1,7 @@
 //! Picking a reader: the format and compression, from the file name or set outright.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +88,18 @@ pub fn read_table(path: &Path, options: &ReadOptions) -> Result<RawTable> {
         Format::Parquet => crate::pq::read(path, &options.csv),
         Format::Idx => crate::idx::read(path, compression),
     }
+}
+
+/// Every file that reading `path` opens: `path` itself and, for MNIST IDX images, the labels
+/// file beside it when there is one. Provenance hashes all of them.
+pub fn input_files(path: &Path, options: &ReadOptions) -> Vec<PathBuf> {
+    let mut files = vec![path.to_path_buf()];
+    if let Ok((Format::Idx, _)) = format_of(path, options)
+        && let Some(labels) = crate::idx::labels_beside(path).filter(|p| p.is_file())
+    {
+        files.push(labels);
+    }
+    files
 }
 
 /// A data file as chunks of at most `rows_per_chunk` rows, for one pass over a file larger

@@ -15,10 +15,10 @@ use crate::{ColumnType, Error, RawTable, Result, RowLocation, Schema};
 /// A typed table: one Arrow column per schema column.
 #[derive(Debug, Clone)]
 pub struct Table {
-    path: PathBuf,
-    schema: Schema,
-    batch: RecordBatch,
-    lines: Option<Vec<usize>>,
+    pub(crate) path: PathBuf,
+    pub(crate) schema: Schema,
+    pub(crate) batch: RecordBatch,
+    pub(crate) lines: Option<Vec<usize>>,
 }
 
 /// A typed view of one column.
@@ -199,6 +199,54 @@ impl Table {
     pub fn require(&self, name: &str) -> Result<ColumnRef<'_>> {
         self.column(name)
             .ok_or_else(|| missing_column(&self.path, name, self.schema.names()))
+    }
+
+    /// A copy in which the values of column `name` at `rows` are shuffled among those rows;
+    /// every other cell is unchanged. Permutation feature importance breaks one column's link
+    /// to the target this way.
+    ///
+    /// # Errors
+    /// [`Error::MissingColumn`].
+    ///
+    /// # Panics
+    /// When a row in `rows` is out of range (a caller bug).
+    pub fn shuffle_column(
+        &self,
+        name: &str,
+        rows: &[usize],
+        rng: &mut impl rand::Rng,
+    ) -> Result<Table> {
+        use rand::seq::SliceRandom;
+        let index = self
+            .schema
+            .columns
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| missing_column(&self.path, name, self.schema.names()))?;
+        let mut shuffled = rows.to_vec();
+        shuffled.shuffle(rng);
+        let mut order: Vec<u64> = (0..self.n_rows() as u64).collect();
+        for (&to, &from) in rows.iter().zip(&shuffled) {
+            order[to] = from as u64;
+        }
+        let arrow_error = |source| Error::Arrow {
+            path: self.path.clone(),
+            source,
+        };
+        let column = arrow_select::take::take(
+            self.batch.column(index),
+            &arrow_array::UInt64Array::from(order),
+            None,
+        )
+        .map_err(arrow_error)?;
+        let mut arrays = self.batch.columns().to_vec();
+        arrays[index] = column;
+        Ok(Table {
+            path: self.path.clone(),
+            schema: self.schema.clone(),
+            batch: RecordBatch::try_new(self.batch.schema(), arrays).map_err(arrow_error)?,
+            lines: self.lines.clone(),
+        })
     }
 }
 
@@ -395,6 +443,45 @@ mod tests {
         assert!(table.column("target").is_none());
         assert!(matches!(table.column("x"), Some(ColumnRef::Numeric(_))));
         let err = raw.conform(&schema, &[]).unwrap_err();
+        assert!(matches!(err, Error::MissingColumn { .. }), "{err}");
+    }
+
+    #[test]
+    fn shuffle_column_permutes_only_the_given_rows_of_one_column() {
+        let raw = raw(
+            "shuffle.csv",
+            "x,c\n0,a\n1,b\n2,c\n3,d\n4,e\n5,f\n6,g\n7,h\n",
+        );
+        let table = raw
+            .conform(&infer_schema(&raw, 10, &BTreeMap::new()).unwrap(), &[])
+            .unwrap();
+        let rows = [1, 2, 4, 5, 7];
+        let values = |t: &Table, name: &str| -> Vec<String> {
+            let column = t.column(name).unwrap();
+            (0..t.n_rows()).map(|r| column.text(r).unwrap()).collect()
+        };
+        let shuffle = |seed| {
+            table
+                .shuffle_column("x", &rows, &mut kiln_core::rng::stream(seed, "test"))
+                .unwrap()
+        };
+        let shuffled = shuffle(1);
+        let x = values(&shuffled, "x");
+        // Rows outside `rows` and the other column keep their values.
+        for r in [0, 3, 6] {
+            assert_eq!(x[r], r.to_string());
+        }
+        assert_eq!(values(&shuffled, "c"), values(&table, "c"));
+        // The given rows hold a permutation of their own values, not the identity.
+        let mut moved: Vec<&str> = rows.iter().map(|&r| x[r].as_str()).collect();
+        assert_ne!(moved, ["1", "2", "4", "5", "7"]);
+        moved.sort_unstable();
+        assert_eq!(moved, ["1", "2", "4", "5", "7"]);
+        // Seeded: the same stream gives the same table.
+        assert_eq!(values(&shuffle(1), "x"), x);
+        let err = table
+            .shuffle_column("y", &rows, &mut kiln_core::rng::stream(1, "test"))
+            .unwrap_err();
         assert!(matches!(err, Error::MissingColumn { .. }), "{err}");
     }
 }

@@ -17,9 +17,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+mod hash;
 mod net;
 
 pub use error::{Error, Result};
+pub use hash::parameter_hash;
 pub use net::{
     Activation, EmbeddingSpec, ImageShape, LayerSummary, ModelKind, ModelSpec, Net, Norm,
 };

@@ -8,8 +8,13 @@
 //!   manifest.json  the run's manifest
 //!   stats.json     statistics of the training rows (the baseline for drift checks)
 //! ```
+//!
+//! `kiln export` packs these files into one `.kiln` archive (see [`crate::archive`]), which
+//! loads wherever a bundle directory does.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use arrow_array::RecordBatch;
 
 use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
@@ -24,14 +29,17 @@ use kiln_train::Task;
 use kiln_transform::{FittedFeatures, FittedTarget};
 use serde::{Deserialize, Serialize};
 
+use crate::archive::OpenedBundle;
 use crate::drift::DriftConfig;
 use crate::input::Prediction;
 use crate::{Error, Result};
 
 /// Version of the bundle layout; loading refuses other versions.
 pub const BUNDLE_FORMAT: u32 = 2;
-const SPEC_FILE: &str = "bundle.json";
+pub(crate) const SPEC_FILE: &str = "bundle.json";
 const RECORD_STEM: &str = "model";
+/// What errors about a [`RecordBatch`] name as their source.
+pub const RECORD_BATCH_SOURCE: &str = "<record batch>";
 /// Statistics of the training rows, the baseline for drift checks.
 pub const STATS_FILE: &str = "stats.json";
 
@@ -87,7 +95,7 @@ impl BundleSpec {
             return Err(Error::BadBundle {
                 path: dir.to_path_buf(),
                 reason: format!(
-                    "not a kiln bundle: no {SPEC_FILE} (pass a run's bundle/ directory)"
+                    "not a kiln bundle: no {SPEC_FILE} (pass a run's bundle/ directory or a .kiln file)"
                 ),
             });
         }
@@ -143,6 +151,21 @@ impl BundleSpec {
         })
     }
 
+    /// Types an Arrow batch (an embedding caller's rows) by the bundle's schema, as
+    /// [`BundleSpec::conform`] types a data file: each column is read through its text form,
+    /// as a Parquet file's are, so any Arrow type that prints as the CSV would spell the value
+    /// works (integers for an integer-valued categorical, e.g. a year); the pipeline's missing
+    /// tokens and NaN are missing values. Columns outside the schema are ignored. Errors name
+    /// the source as [`RECORD_BATCH_SOURCE`] and rows by 0-based index.
+    ///
+    /// # Errors
+    /// [`Error::Data`]: a missing feature column (with the closest name), a nested or binary
+    /// column, or the row and column of a value of the wrong type.
+    pub fn batch_table(&self, batch: &RecordBatch) -> Result<Table> {
+        let raw = RawTable::from_record_batch(RECORD_BATCH_SOURCE, batch, &self.csv.missing)?;
+        self.conform(&raw)
+    }
+
     /// Writes the spec and the model record into `dir`.
     ///
     /// # Errors
@@ -163,10 +186,50 @@ impl BundleSpec {
     }
 }
 
-/// A loaded bundle, ready to predict on backend `B`.
+/// A loaded bundle, ready to predict on backend `B`: the API for programs that embed a model.
+///
+/// It loads from a bundle directory or a `.kiln` archive ([`crate::archive`]), and predicts
+/// rows of JSON ([`Predictor::predict_json`]), an Arrow [`RecordBatch`]
+/// ([`Predictor::predict_batch`]) or a data file ([`Predictor::read`] then
+/// [`Predictor::predict`]), through exactly the transforms fitted in training. Each
+/// [`Prediction`] holds the class and every class's probability, or the value.
+///
+/// ```no_run
+/// use std::sync::Arc;
+///
+/// use burn::backend::NdArray;
+/// use kiln_pipeline::arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+/// use kiln_pipeline::{Prediction, Predictor};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A bundle directory or a `kiln export`ed file.
+/// let predictor = Predictor::<NdArray>::load("penguins-species.kiln".as_ref(), &Default::default())?;
+/// let text = |v: Vec<Option<&str>>| Arc::new(StringArray::from(v)) as ArrayRef;
+/// let number = |v: Vec<f64>| Arc::new(Float64Array::from(v)) as ArrayRef;
+/// let batch = RecordBatch::try_from_iter([
+///     ("island", text(vec![Some("Biscoe"), Some("Dream")])),
+///     ("bill_length_mm", number(vec![45.1, 39.5])),
+///     ("bill_depth_mm", number(vec![14.5, 18.8])),
+///     ("flipper_length_mm", number(vec![215.0, 190.0])),
+///     ("body_mass_g", number(vec![5000.0, 3650.0])),
+///     // A missing value is a null (imputed as in training).
+///     ("sex", text(vec![Some("female"), None])),
+///     // Integers, so the categorical year reads `2008` as in the CSV (not `2008.0`).
+///     ("year", Arc::new(Int64Array::from(vec![2008, 2009])) as ArrayRef),
+/// ])?;
+/// for prediction in predictor.predict_batch(&batch)? {
+///     match prediction {
+///         Prediction::Class { class, probabilities } => {
+///             println!("{class} ({:.2})", probabilities[&class]);
+///         }
+///         Prediction::Value { value } => println!("{value}"),
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Predictor<B: Backend> {
-    dir: PathBuf,
+    bundle: OpenedBundle,
     spec: BundleSpec,
     model: Net<B>,
     device: B::Device,
@@ -187,14 +250,17 @@ pub enum Predictions {
 }
 
 impl<B: Backend> Predictor<B> {
-    /// Loads the bundle in `dir` onto `device`.
+    /// Loads the bundle at `path` onto `device`: a bundle directory, or a `.kiln` archive (a
+    /// regular file) that is verified first, see [`OpenedBundle::open`].
     ///
     /// # Errors
     /// A missing or malformed `bundle.json`, a different bundle format, or a record that does
-    /// not fit the model spec.
-    pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
-        let spec = BundleSpec::read(dir)?;
-        let record = dir.join(RECORD_STEM);
+    /// not fit the model spec; for an archive, a newer archive format, a truncated file or a
+    /// member whose size or checksum differs, each naming the archive and the member.
+    pub fn load(path: &Path, device: &B::Device) -> Result<Self> {
+        let bundle = OpenedBundle::open(path)?;
+        let spec = bundle.spec()?;
+        let record = bundle.dir().join(RECORD_STEM);
         let model = spec
             .model
             .init::<B>(0, device)
@@ -203,21 +269,29 @@ impl<B: Backend> Predictor<B> {
                 &NamedMpkFileRecorder::<FullPrecisionSettings>::new(),
                 device,
             )
-            .map_err(|e| Error::Record {
-                path: record.with_extension("mpk"),
-                message: e.to_string(),
+            .map_err(|e| {
+                bundle.rebase(Error::Record {
+                    path: record.with_extension("mpk"),
+                    message: e.to_string(),
+                })
             })?;
         Ok(Self {
-            dir: dir.to_path_buf(),
+            bundle,
             spec,
             model,
             device: device.clone(),
         })
     }
 
-    /// The bundle directory.
+    /// The directory holding the bundle's files: the bundle directory loaded, or the private
+    /// copy a `.kiln` archive was extracted to (removed when the predictor is dropped).
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.bundle.dir()
+    }
+
+    /// What was loaded: the bundle directory or the `.kiln` archive (reload from this).
+    pub fn source(&self) -> &Path {
+        self.bundle.source()
     }
 
     /// The fitted spec.
@@ -260,12 +334,23 @@ impl<B: Backend> Predictor<B> {
         Ok(self.predict(&table, &all)?.to_rows())
     }
 
+    /// Predicts the rows of an Arrow batch whose columns are named as the training data's:
+    /// typed by the bundle's schema exactly as a data file's columns are (see
+    /// [`BundleSpec::batch_table`]). An empty batch has no predictions.
+    ///
+    /// # Errors
+    /// [`Error::Data`] naming the column (a missing feature column, a column of an unsupported
+    /// Arrow type) or the row index and column of a value its column's type cannot hold.
+    pub fn predict_batch(&self, batch: &RecordBatch) -> Result<Vec<Prediction>> {
+        predict_batch(&self.spec, batch, |table, rows| self.predict(table, rows))
+    }
+
     /// The statistics of the training rows (`stats.json`), the baseline for drift checks.
     ///
     /// # Errors
     /// A missing or malformed `stats.json`, naming it.
     pub fn training_stats(&self) -> Result<DatasetStats> {
-        read_json(&self.dir.join(STATS_FILE))
+        read_json(&self.dir().join(STATS_FILE)).map_err(|e| self.bundle.rebase(e))
     }
 
     /// Predicts `rows` of `table` through exactly the bundle's fitted transforms.
@@ -274,8 +359,13 @@ impl<B: Backend> Predictor<B> {
     /// [`Error::Transform`] when a feature column is missing.
     pub fn predict(&self, table: &Table, rows: &[usize]) -> Result<Predictions> {
         let x = self.spec.features.transform(table, rows)?;
-        let out = kiln_train::predict(&self.model, &x, self.spec.task(), &self.device);
-        Ok(match &self.spec.target {
+        Ok(self.predict_matrix(&x))
+    }
+
+    /// Predicts rows already transformed by the bundle's features (`x`, one row per input).
+    pub fn predict_matrix(&self, x: &Matrix) -> Predictions {
+        let out = kiln_train::predict(&self.model, x, self.spec.task(), &self.device);
+        match &self.spec.target {
             FittedTarget::Classification { classes, .. } => Predictions::Classes {
                 classes: classes.clone(),
                 probabilities: out,
@@ -283,8 +373,22 @@ impl<B: Backend> Predictor<B> {
             target @ FittedTarget::Regression { .. } => {
                 Predictions::Values(out.data.iter().map(|&v| target.decode_value(v)).collect())
             }
-        })
+        }
     }
+}
+
+/// [`Predictor::predict_batch`] with the predictor's `predict`.
+pub(crate) fn predict_batch(
+    spec: &BundleSpec,
+    batch: &RecordBatch,
+    predict: impl Fn(&Table, &[usize]) -> Result<Predictions>,
+) -> Result<Vec<Prediction>> {
+    if batch.num_rows() == 0 {
+        return Ok(Vec::new());
+    }
+    let table = spec.batch_table(batch)?;
+    let all: Vec<usize> = (0..table.n_rows()).collect();
+    Ok(predict(&table, &all)?.to_rows())
 }
 
 /// Serializes `value` as pretty JSON, atomically.

@@ -62,12 +62,7 @@ pub fn compare_backends(
     for &backend in backends {
         let summary = train(
             config,
-            &TrainOptions {
-                backend,
-                out_dir: out_dir.to_path_buf(),
-                resume: None,
-                stop: None,
-            },
+            &TrainOptions::new(backend, out_dir),
             Observer::default(),
         )?;
         let predictions = test_predictions(&summary.run_dir, config.source(), backend)?;

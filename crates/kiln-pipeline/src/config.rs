@@ -45,6 +45,9 @@ pub struct PipelineConfig {
     /// `[drift]`: thresholds for `kiln drift` and the server's drift gauges.
     #[serde(default, skip_serializing_if = "is_default")]
     pub drift: DriftConfig,
+    /// `[sweep]`: what `kiln sweep` varies; `kiln train` ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::sweep::SweepConfig>,
 }
 
 /// `[evaluate]`: what is reported for the valid and test splits.
@@ -318,8 +321,11 @@ pub struct TrainSection {
     pub lr: f64,
     /// Maximum epochs.
     pub epochs: usize,
-    /// Rows per batch.
+    /// Rows per batch on each device (a step takes `batch_size × devices` rows).
     pub batch_size: usize,
+    /// Data-parallel devices: the CPU shared by every replica on ndarray and flex, GPUs
+    /// `0..devices` on wgpu and cuda (the `--devices` flag).
+    pub devices: usize,
     /// Weight decay.
     pub weight_decay: f64,
     /// `{ norm = x }` or `{ value = x }`.
@@ -356,6 +362,7 @@ impl Default for TrainSection {
             lr: t.lr,
             epochs: t.epochs,
             batch_size: t.batch_size,
+            devices: t.devices,
             weight_decay: t.weight_decay,
             grad_clip: t.grad_clip,
             grad_accumulation: t.grad_accumulation,
@@ -377,6 +384,7 @@ impl TrainSection {
         TrainSettings {
             epochs: self.epochs,
             batch_size: self.batch_size,
+            devices: self.devices,
             lr: self.lr,
             optimizer: match self.optimizer {
                 OptimizerName::Sgd => OptimizerKind::Sgd {
@@ -406,7 +414,7 @@ impl TrainSection {
         invalid: &dyn Fn(&'static str, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
         let positive = |x: f64| x.is_finite() && x > 0.0;
-        let rules: [(bool, &'static str, String); 13] = [
+        let rules: [(bool, &'static str, String); 14] = [
             (
                 positive(self.lr),
                 "train.lr",
@@ -420,6 +428,11 @@ impl TrainSection {
             (
                 self.batch_size >= 1,
                 "train.batch_size",
+                "must be at least 1".into(),
+            ),
+            (
+                self.devices >= 1,
+                "train.devices",
                 "must be at least 1".into(),
             ),
             (
@@ -583,6 +596,11 @@ impl ValidPipelineConfig {
     /// Replaces the seed (the `--seed` flag).
     pub fn set_seed(&mut self, seed: u64) {
         self.raw.pipeline.seed = seed;
+    }
+
+    /// Replaces `[train] devices` (the `--devices` flag); 0 is refused when training starts.
+    pub fn set_devices(&mut self, devices: usize) {
+        self.raw.train.devices = devices;
     }
 }
 
@@ -1035,6 +1053,7 @@ mod tests {
             ("[train]\nlr = 0.0\n", "train.lr"),
             ("[train]\nepochs = 0\n", "train.epochs"),
             ("[train]\nbatch_size = 0\n", "train.batch_size"),
+            ("[train]\ndevices = 0\n", "train.devices"),
             ("[train]\nweight_decay = -1.0\n", "train.weight_decay"),
             (
                 "[train]\nearly_stopping = { patience = 0 }\n",

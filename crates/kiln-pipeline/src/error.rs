@@ -35,6 +35,16 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// A `[sweep]` key that breaks a rule, or a swept value the pipeline refuses.
+    #[error("{}: `{key}` {reason}", path.display())]
+    Sweep {
+        /// The pipeline file.
+        path: PathBuf,
+        /// Dotted key, e.g. `sweep.params.train.lr`.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The file cannot be read (the message names it).
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -115,6 +125,44 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A `.kiln` archive made by a newer kiln.
+    #[error("{}: made by a newer kiln (archive format {format}, this kiln reads up to {supported})", path.display())]
+    NewerArchive {
+        /// The archive.
+        path: PathBuf,
+        /// Its format.
+        format: u32,
+        /// The newest format this kiln reads.
+        supported: u32,
+    },
+    /// A `.kiln` archive that ends early.
+    #[error("{}: truncated kiln archive: {detail} (the file was cut short; copy or export it again)", path.display())]
+    TruncatedArchive {
+        /// The archive.
+        path: PathBuf,
+        /// The member the file ends in.
+        member: String,
+        /// What is missing.
+        detail: String,
+    },
+    /// A `.kiln` archive member whose bytes are not the ones exported.
+    #[error("{}: member `{member}` is corrupt: {reason}", path.display())]
+    CorruptArchive {
+        /// The archive.
+        path: PathBuf,
+        /// The damaged member.
+        member: String,
+        /// How it differs.
+        reason: String,
+    },
+    /// A file given as a bundle that is not a `.kiln` archive.
+    #[error("{}: not a kiln archive: {reason}", path.display())]
+    BadArchive {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The data has no row with a target.
     #[error("{}: no row has a value in the target column `{target}`", path.display())]
     NoLabelledRows {
@@ -150,6 +198,31 @@ pub enum Error {
         row: kiln_data::RowLocation,
         /// The split column.
         column: String,
+    },
+    /// A sweep directory `kiln sweep` cannot continue in.
+    #[error("{}: {reason}", path.display())]
+    BadSweep {
+        /// The sweep directory.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// A run of a sweep failed; the sweep stopped.
+    #[error("sweep trial {trial} ({run}): {source}")]
+    SweepRun {
+        /// The trial.
+        trial: usize,
+        /// The run, relative to the sweep directory.
+        run: String,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A stop was requested; the finished runs of the sweep are recorded.
+    #[error("interrupted; run `kiln sweep` again to continue the sweep in {}", dir.display())]
+    SweepInterrupted {
+        /// The sweep directory.
+        dir: PathBuf,
     },
     /// `--resume` names something kiln cannot continue from.
     #[error("{}: cannot resume: {reason}", path.display())]
@@ -189,6 +262,46 @@ pub enum Error {
         /// 1-based step.
         step: usize,
     },
+    /// A stage cache entry that cannot be written or read back.
+    #[error("{}: stage cache: {reason}", path.display())]
+    Cache {
+        /// The entry's file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// `kiln reproduce`: the re-run differs from the recorded run.
+    #[error("{} does not reproduce: {}", run.display(), differences.join("; "))]
+    NotReproduced {
+        /// The recorded run.
+        run: PathBuf,
+        /// Each output that differs, with the inputs that changed.
+        differences: Vec<String>,
+    },
+    /// `kiln report`: a path that is not a finished run directory.
+    #[error("{}: not a finished kiln run (no {missing})", path.display())]
+    NotARun {
+        /// The path given.
+        path: PathBuf,
+        /// The run file it lacks.
+        missing: &'static str,
+    },
+    /// `kiln report`: a run's data or split file that the report cannot use.
+    #[error("{}: {reason}", path.display())]
+    ReportInput {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// `kiln report`: a chart that plotters could not draw.
+    #[error("chart `{chart}`: {message}")]
+    Chart {
+        /// The chart.
+        chart: String,
+        /// plotters' description.
+        message: String,
+    },
     /// JSON input that does not fit the bundle.
     #[error(transparent)]
     Input(#[from] crate::InputError),
@@ -213,8 +326,12 @@ impl Error {
     /// user's input (config, data, flags, bundle) cannot be used at all.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Interrupted { .. } => 130,
+            Error::Interrupted { .. } | Error::SweepInterrupted { .. } => 130,
+            Error::SweepRun { source, .. } => source.exit_code(),
             Error::ValidationFailed { .. }
+            | Error::NotReproduced { .. }
+            | Error::Chart { .. }
+            | Error::Cache { .. }
             | Error::Diverged { .. }
             | Error::Train(
                 kiln_train::Error::Diverged { .. } | kiln_train::Error::Checkpoint { .. },

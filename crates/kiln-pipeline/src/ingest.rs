@@ -1,6 +1,8 @@
 //! The data stages of a run: read the file in its format, type it with the pipeline's column
 //! settings and roles, validate it against `[validate]`, and split the labelled rows.
 
+use std::path::Path;
+
 use arrow_array::Array;
 use kiln_core::hash::{FileHash, hash_file};
 use kiln_data::{
@@ -35,11 +37,29 @@ pub struct Ingested {
 /// closest name, for a column the pipeline names but the file lacks); validation config
 /// mistakes (a rule that does not fit its column's type, a bad pattern).
 pub fn ingest(config: &ValidPipelineConfig) -> Result<Ingested> {
-    let data = &config.raw().data;
-    let data_hash = hash_file(config.source()).map_err(|e| match e {
+    let data_hash = hash_input(config.source())?;
+    let (table, schema) = read_typed(config)?;
+    let report = kiln_data::validate(&table, &config.raw().validate)?;
+    Ok(Ingested {
+        table: derive_target(config, table)?,
+        schema,
+        data_hash,
+        report,
+    })
+}
+
+/// The blake3 and size of an input file, as a data error naming it.
+pub(crate) fn hash_input(path: &Path) -> Result<FileHash> {
+    hash_file(path).map_err(|e| match e {
         kiln_core::Error::Io(io) => Error::Data(kiln_data::Error::Io(io)),
         other => Error::Core(other),
-    })?;
+    })
+}
+
+/// Reads `config`'s data file and types it with the pipeline's column settings and roles:
+/// the table as `[validate]` sees it, and the schema of the columns read.
+pub(crate) fn read_typed(config: &ValidPipelineConfig) -> Result<(Table, Schema)> {
+    let data = &config.raw().data;
     let raw = kiln_data::read_table(config.source(), config.read_options())?;
     let mut specs = data.columns.clone();
     for (name, role) in config.roles() {
@@ -55,16 +75,15 @@ pub fn ingest(config: &ValidPipelineConfig) -> Result<Ingested> {
     let mut schema = kiln_data::infer_schema_with(&raw, data.infer_rows, &specs)?;
     schema.columns.retain(|c| c.role != ColumnRole::Ignore);
     let table = raw.conform(&schema, &[])?;
-    let report = kiln_data::validate(&table, &config.raw().validate)?;
-    let table = match data.target_above {
+    Ok((table, schema))
+}
+
+/// The table with a `target_above` target replaced by the boolean it derives.
+pub(crate) fn derive_target(config: &ValidPipelineConfig, table: Table) -> Result<Table> {
+    let data = &config.raw().data;
+    Ok(match data.target_above {
         Some(above) => table.binarize(&data.target, above)?,
         None => table,
-    };
-    Ok(Ingested {
-        table,
-        schema,
-        data_hash,
-        report,
     })
 }
 
@@ -133,6 +152,43 @@ pub(crate) fn split(
         }
     };
     Ok((split, method))
+}
+
+/// The split for cross-validation fold `fold`: train and valid rows re-dealt into folds
+/// (stratified by the target for classification, seeded by the pipeline seed), test kept.
+///
+/// # Errors
+/// [`kiln_data::Error::BadFolds`] when `k` is not in `2..=rows` or `index >= k`.
+pub(crate) fn cv_fold(
+    config: &ValidPipelineConfig,
+    table: &Table,
+    split: &Split,
+    kind: TargetKind,
+    fold: crate::run::CvFold,
+) -> Result<Split> {
+    let mut rows: Vec<usize> = split.train.iter().chain(&split.valid).copied().collect();
+    rows.sort_unstable();
+    let mut rng = kiln_core::rng::stream(config.raw().pipeline.seed, "cv-folds");
+    let folds = match kind {
+        TargetKind::Classification => {
+            let target = table.require(&config.raw().data.target)?;
+            let labels: Vec<String> = rows
+                .iter()
+                .map(|&r| target.text(r).unwrap_or_default())
+                .collect();
+            kiln_data::stratified_k_fold(&rows, &labels, fold.k, &mut rng)?
+        }
+        TargetKind::Regression => kiln_data::k_fold(&rows, fold.k, &mut rng)?,
+    };
+    let chosen = folds.into_iter().nth(fold.index).ok_or(kiln_data::Error::BadFolds {
+        k: fold.k,
+        rows: rows.len(),
+    })?;
+    Ok(Split {
+        train: chosen.train,
+        valid: chosen.valid,
+        test: split.test.clone(),
+    })
 }
 
 fn split_column<'t>(

@@ -11,20 +11,21 @@ use burn::tensor::backend::AutodiffBackend;
 use kiln_core::fsx::StagedDir;
 use kiln_core::hash::{FileHash, hash_bytes, hash_indices};
 use kiln_core::{BackendKind, BackendVisitor, DeviceInfo, HostInfo, Matrix, Precision};
-use kiln_data::{
-    ColumnRef, ColumnRole, ColumnType, DatasetStats, Schema, Split, StatsOptions, Table,
-    ValidationReport,
-};
-use kiln_models::{LayerSummary, ModelKind, ModelSpec};
-use kiln_train::{EpochStats, Hooks, LossKind, Outcome, StepProgress, Task, TrainSettings};
-use kiln_transform::{FeaturePlan, FittedTarget, TargetKind, Targets};
+use kiln_data::{ColumnRef, DatasetStats, Schema, Table};
+use kiln_models::{LayerSummary, ModelSpec};
+use kiln_train::{EpochStats, Hooks, Outcome, StepProgress, Task, TrainSettings};
+use kiln_transform::Targets;
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::{
-    BUNDLE_FORMAT, BundleSpec, Predictions, Predictor, STATS_FILE, read_json, write_json,
-};
+use crate::bundle::{BundleSpec, Predictions, Predictor, STATS_FILE, read_json, write_json};
+use crate::cache::StageCache;
 use crate::config::{SplitMethod, ValidPipelineConfig};
-use crate::{Error, Ingested, Result};
+use crate::provenance::{GitRevision, unix_millis};
+use crate::stages::{InputFile, Prepared, SPLIT_NAMES, StageRecord, prepare, split_rows};
+use crate::{Error, Result};
+
+/// The manifest layout this kiln writes.
+pub const MANIFEST_FORMAT: u32 = 2;
 
 /// Flags of `kiln train` that override or complement the pipeline file.
 #[derive(Debug, Clone)]
@@ -37,6 +38,43 @@ pub struct TrainOptions {
     pub resume: Option<PathBuf>,
     /// Set (by a SIGINT handler) to stop after the current step with a checkpoint.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Train on one fold of a k-fold cross-validation instead of the configured valid split.
+    pub fold: Option<CvFold>,
+    /// Where the data stages' outputs are cached (`None`: every stage runs).
+    pub cache: Option<StageCache>,
+    /// The command line that started the run, for the manifest.
+    pub command: Vec<String>,
+}
+
+impl TrainOptions {
+    /// Options for a plain run on `backend` under `out_dir`, with the stage cache in
+    /// `out_dir`/[`crate::cache::CACHE_DIR_NAME`].
+    pub fn new(backend: BackendKind, out_dir: impl Into<PathBuf>) -> Self {
+        let out_dir = out_dir.into();
+        Self {
+            backend,
+            cache: Some(StageCache::new(
+                out_dir.join(crate::cache::CACHE_DIR_NAME),
+                crate::cache::DEFAULT_CACHE_BYTES,
+            )),
+            out_dir,
+            resume: None,
+            stop: None,
+            fold: None,
+            command: Vec::new(),
+        }
+    }
+}
+
+/// Fold `index` of `k` (0-based): the configured train and valid rows are dealt into `k`
+/// folds (stratified for classification); this fold validates, the others train. The test
+/// rows stay as configured, untouched by every fold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CvFold {
+    /// Number of folds.
+    pub k: usize,
+    /// This fold, `0..k`.
+    pub index: usize,
 }
 
 /// Live callbacks of a run, for progress display.
@@ -109,6 +147,9 @@ pub struct Manifest {
     /// The float type training and evaluation computed in (`[train] precision`).
     #[serde(default)]
     pub precision: Precision,
+    /// Data-parallel devices training ran on (`[train] devices`; 1 before kiln recorded it).
+    #[serde(default = "one_device")]
+    pub devices: usize,
     /// The machine.
     pub host: HostInfo,
     /// The model.
@@ -123,11 +164,66 @@ pub struct Manifest {
     pub samples_per_second: f64,
     /// Wall seconds per stage.
     pub timings: BTreeMap<String, f64>,
-    /// Final metrics per split (`valid`, `test`), as chosen in `[evaluate]`.
+    /// Final metrics per split (`valid`, `test`), as chosen in `[evaluate]` (NaN where
+    /// undefined, written as null).
+    #[serde(deserialize_with = "nullable_metrics")]
     pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
     /// Confusion matrix per split (classification): `[true][predicted]` counts in class order.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub confusion: BTreeMap<String, Vec<Vec<usize>>>,
+    /// Every file read (the data file, and an IDX labels file beside it) with its hash.
+    #[serde(default)]
+    pub inputs: Vec<InputFile>,
+    /// Each data stage's content key, and whether it came from the stage cache.
+    #[serde(default)]
+    pub stages: BTreeMap<String, StageRecord>,
+    /// The cross-validation fold this run trained on (sweeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<CvFold>,
+    /// The seed of every random stream, by stage (all derived from `[pipeline] seed`).
+    #[serde(default)]
+    pub seeds: BTreeMap<String, u64>,
+    /// blake3 of the Cargo.lock kiln was built with (every dependency's exact version).
+    #[serde(default)]
+    pub cargo_lock: String,
+    /// The git revision of the pipeline file's folder, when it is in a git work tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitRevision>,
+    /// The command line that started the run.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Start and end, in milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub started_at: u64,
+    /// See `started_at`.
+    #[serde(default)]
+    pub finished_at: u64,
+    /// blake3 of the trained parameters' values (f32, in module order): equal exactly when the
+    /// weights are, unlike the record file, which also holds parameter ids.
+    #[serde(default)]
+    pub parameter_hash: String,
+}
+
+fn one_device() -> usize {
+    1
+}
+
+/// Reads metrics whose undefined values (NaN, which JSON writes as null) are null.
+fn nullable_metrics<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<BTreeMap<String, BTreeMap<String, f64>>, D::Error> {
+    let metrics: BTreeMap<String, BTreeMap<String, Option<f64>>> =
+        Deserialize::deserialize(deserializer)?;
+    Ok(metrics
+        .into_iter()
+        .map(|(split, values)| {
+            let values = values
+                .into_iter()
+                .map(|(name, value)| (name, value.unwrap_or(f64::NAN)))
+                .collect();
+            (split, values)
+        })
+        .collect())
 }
 
 /// What `kiln train` reports.
@@ -138,24 +234,6 @@ pub struct RunSummary {
     /// Its manifest.
     pub manifest: Manifest,
 }
-
-/// Data read, typed, split and transformed, ready to train.
-struct Prepared {
-    table: Table,
-    data_hash: FileHash,
-    rows_without_target: usize,
-    split: Split,
-    split_method: SplitMethod,
-    /// `[validate]`'s report (warnings only: errors stop the run).
-    report: ValidationReport,
-    /// Statistics of the training rows.
-    stats: DatasetStats,
-    spec: BundleSpec,
-    x: [Matrix; 3],
-    y: [Targets; 3],
-}
-
-const SPLIT_NAMES: [&str; 3] = ["train", "valid", "test"];
 
 /// Runs the pipeline and commits a new run directory under `options.out_dir`.
 ///
@@ -173,11 +251,12 @@ pub fn train(
 ) -> Result<RunSummary> {
     let mut timings = BTreeMap::new();
     let started = Instant::now();
-    let prepared = prepare(config, &mut timings)?;
+    let started_at = unix_millis();
+    let prepared = prepare(config, options.fold, options.cache.as_ref(), &mut timings)?;
     let resume = options
         .resume
         .as_deref()
-        .map(|r| resume_point(r, &prepared.data_hash))
+        .map(|r| resume_point(r, prepared.data_hash()))
         .transpose()?;
     let staged = StagedDir::new(&options.out_dir.join(&config.raw().pipeline.name))?;
     let bundle_dir = staged.path().join("bundle");
@@ -223,9 +302,9 @@ pub fn train(
             LoadVisitor { dir: &bundle_dir },
         )??;
         for (i, name) in SPLIT_NAMES.iter().enumerate().skip(1) {
-            let rows = split_rows(&prepared.split, i);
-            if !rows.is_empty() {
-                let scores = predictor.score(&prepared.table, rows)?;
+            if !split_rows(&prepared.split, i).is_empty() {
+                let scores =
+                    predictor.score_encoded(&prepared.x[i], &prepared.y[i], &prepared.truth[i]);
                 metrics.insert(
                     (*name).to_owned(),
                     config.raw().evaluate.select(scores.metrics),
@@ -255,8 +334,20 @@ pub fn train(
         })
         .collect();
     timings.insert("total".into(), started.elapsed().as_secs_f64());
+    let seed = config.raw().pipeline.seed;
+    let seeds = [
+        ("split", seed),
+        ("cv_folds", seed),
+        ("target_encoding", seed),
+        ("model_init", settings.seed),
+        ("shuffle", settings.seed),
+        ("dropout", settings.seed),
+    ]
+    .into_iter()
+    .map(|(stage, seed)| (stage.to_owned(), seed))
+    .collect();
     let manifest = Manifest {
-        format: 1,
+        format: MANIFEST_FORMAT,
         status: trained.outcome,
         resumed_from: resume.clone(),
         kiln_version: kiln_core::KILN_VERSION.into(),
@@ -266,8 +357,8 @@ pub fn train(
         config: raw_config,
         config_hash,
         data_path: config.source().to_path_buf(),
-        data_hash: prepared.data_hash.clone(),
-        rows: prepared.table.n_rows(),
+        data_hash: prepared.data_hash().clone(),
+        rows: prepared.rows,
         rows_without_target: prepared.rows_without_target,
         schema: prepared.spec.schema.clone(),
         task: prepared.spec.task(),
@@ -276,6 +367,7 @@ pub fn train(
         splits,
         device: trained.device,
         precision,
+        devices: settings.devices,
         host: HostInfo::detect(),
         model: prepared.spec.model.clone(),
         parameters: prepared.spec.model.num_params(),
@@ -285,6 +377,16 @@ pub fn train(
         timings,
         metrics,
         confusion,
+        inputs: prepared.inputs.clone(),
+        stages: prepared.stages.clone(),
+        fold: options.fold,
+        seeds,
+        cargo_lock: kiln_core::cargo_lock_hash(),
+        git: GitRevision::of(config.config_path()),
+        command: options.command.clone(),
+        started_at,
+        finished_at: unix_millis(),
+        parameter_hash: trained.parameter_hash,
     };
     write_json(&staged.path().join("splits.json"), &prepared.split)?;
     write_json(&staged.path().join("validation.json"), &prepared.report)?;
@@ -328,7 +430,7 @@ pub struct DryRun {
 /// # Errors
 /// Config, data and transform errors, as [`train`].
 pub fn dry_run(config: &ValidPipelineConfig) -> Result<DryRun> {
-    let prepared = prepare(config, &mut BTreeMap::new())?;
+    let prepared = prepare(config, None, None, &mut BTreeMap::new())?;
     let spec = &prepared.spec;
     Ok(DryRun {
         model: spec.model.clone(),
@@ -402,155 +504,9 @@ fn resume_point(run: &Path, data_hash: &FileHash) -> Result<PathBuf> {
     Ok(checkpoint)
 }
 
-fn split_rows(split: &Split, index: usize) -> &[usize] {
-    match index {
-        0 => &split.train,
-        1 => &split.valid,
-        _ => &split.test,
-    }
-}
-
-/// Ingest, split, fit transforms on the train rows, transform every split.
-fn prepare(config: &ValidPipelineConfig, timings: &mut BTreeMap<String, f64>) -> Result<Prepared> {
-    let raw_config = config.raw();
-    let clock = Instant::now();
-    let Ingested {
-        table,
-        schema,
-        data_hash,
-        report,
-    } = crate::ingest(config)?;
-    if report.has_errors() {
-        return Err(Error::ValidationFailed {
-            path: config.source().to_path_buf(),
-            report,
-        });
-    }
-    timings.insert("ingest".into(), clock.elapsed().as_secs_f64());
-
-    let clock = Instant::now();
-    let target_name = raw_config.data.target.as_str();
-    let target_column = table.require(target_name)?;
-    let labelled: Vec<usize> = (0..table.n_rows())
-        .filter(|&r| !target_column.is_null(r))
-        .collect();
-    if labelled.is_empty() {
-        return Err(Error::NoLabelledRows {
-            path: config.source().to_path_buf(),
-            target: target_name.to_owned(),
-        });
-    }
-    // The table's type: a `target_above` target is already boolean there.
-    let target_type = table
-        .schema()
-        .column(target_name)
-        .map_or(ColumnType::Categorical, |c| c.column_type);
-    let kind = raw_config
-        .data
-        .task
-        .unwrap_or_else(|| TargetKind::infer(target_type));
-    let (split, split_method) = crate::ingest::split(config, &table, &labelled, kind)?;
-    timings.insert("split".into(), clock.elapsed().as_secs_f64());
-    let clock = Instant::now();
-    let stats = kiln_data::compute_stats_of(&table, &split.train, &StatsOptions::default())?;
-    timings.insert("stats".into(), clock.elapsed().as_secs_f64());
-
-    let clock = Instant::now();
-    let target = FittedTarget::fit(&table, target_name, kind, &split.train)?;
-    if let FittedTarget::Classification { classes, .. } = &target
-        && classes.len() < 2
-    {
-        return Err(Error::TooFewClasses {
-            target: target_name.to_owned(),
-            classes: classes.len(),
-        });
-    }
-    // Only feature columns are model inputs (not the target, ids, weights, groups, times).
-    let not_features: Vec<&str> = schema
-        .columns
-        .iter()
-        .filter(|c| c.role != ColumnRole::Feature)
-        .map(|c| c.name.as_str())
-        .collect();
-    let mut plan = FeaturePlan::new(&schema, &not_features, raw_config.features.clone())
-        .target(&target)
-        .seed(raw_config.pipeline.seed);
-    match raw_config.model.kind {
-        ModelKind::Tabular => plan = plan.categorical_as_index(),
-        ModelKind::Cnn => plan = plan.image(raw_config.model.image.map_or(1, |i| i.channels)),
-        ModelKind::Linear | ModelKind::Mlp => {}
-    }
-    let (features, x_train) = plan.fit_transform(&table, &split.train)?;
-    let task = crate::bundle::task_of(&target);
-    let loss = raw_config
-        .train
-        .loss
-        .unwrap_or_else(|| LossKind::default_for(task));
-    let model = raw_config.model.spec(
-        features.width(),
-        loss.outputs(task),
-        &features.index_columns(),
-    );
-    model.check()?;
-    let available: &[&str] = match task {
-        Task::Classification { .. } => &kiln_train::metrics::CLASSIFICATION_METRICS,
-        Task::Regression => &kiln_train::metrics::REGRESSION_METRICS,
-    };
-    if let Some(other) = raw_config
-        .evaluate
-        .metrics
-        .iter()
-        .find(|m| !available.contains(&m.as_str()))
-    {
-        return Err(crate::ConfigError::Invalid {
-            path: config.config_path().to_path_buf(),
-            key: "evaluate.metrics",
-            reason: format!(
-                "`{other}` is not a metric of this task; choose from {}",
-                available.join(", ")
-            ),
-        }
-        .into());
-    }
-    // The train rows come from fit_transform: cross-fitted where target encoding needs it.
-    let mut x = vec![x_train];
-    let mut y = Vec::with_capacity(3);
-    for i in 0..3 {
-        let rows = split_rows(&split, i);
-        if i > 0 {
-            x.push(features.transform(&table, rows)?);
-        }
-        y.push(target.encode(&table, rows)?);
-    }
-    timings.insert("transform".into(), clock.elapsed().as_secs_f64());
-    let spec = BundleSpec {
-        format: BUNDLE_FORMAT,
-        schema,
-        csv: config.read_options().csv.clone(),
-        data_format: config.read_options().format,
-        target_above: raw_config.data.target_above,
-        features,
-        target,
-        model,
-        validate: raw_config.validate.clone(),
-        drift: raw_config.drift.clone(),
-    };
-    Ok(Prepared {
-        rows_without_target: table.n_rows() - labelled.len(),
-        table,
-        data_hash,
-        split,
-        split_method,
-        report,
-        stats,
-        spec,
-        x: x.try_into().expect("three splits"),
-        y: y.try_into().expect("three splits"),
-    })
-}
-
 struct TrainedSummary {
     device: DeviceInfo,
+    parameter_hash: String,
     history: Vec<EpochStats>,
     outcome: Outcome,
     best_epoch: usize,
@@ -595,6 +551,7 @@ impl BackendVisitor for TrainVisitor<'_> {
         }
         Ok(TrainedSummary {
             device: info,
+            parameter_hash: kiln_models::parameter_hash(&trained.model),
             history: trained.history,
             outcome: trained.outcome,
             best_epoch: trained.best_epoch,
@@ -606,6 +563,7 @@ impl BackendVisitor for TrainVisitor<'_> {
 
 /// Loads a bundle on the dispatched backend (inference needs no autodiff).
 pub(crate) struct LoadVisitor<'a> {
+    /// A bundle directory or a `.kiln` archive.
     pub(crate) dir: &'a Path,
 }
 
@@ -625,8 +583,11 @@ pub struct AnyPredictor(Box<dyn ErasedPredictor>);
 pub(crate) trait ErasedPredictor: Send + Sync {
     fn spec(&self) -> &BundleSpec;
     fn dir(&self) -> &Path;
+    fn source(&self) -> &Path;
+    fn training_stats(&self) -> Result<DatasetStats>;
     fn read(&self, path: &Path) -> Result<Table>;
     fn predict(&self, table: &Table, rows: &[usize]) -> Result<Predictions>;
+    fn predict_matrix(&self, x: &Matrix) -> Predictions;
 }
 
 impl<B: burn::tensor::backend::Backend> ErasedPredictor for Predictor<B> {
@@ -636,11 +597,20 @@ impl<B: burn::tensor::backend::Backend> ErasedPredictor for Predictor<B> {
     fn dir(&self) -> &Path {
         Predictor::dir(self)
     }
+    fn source(&self) -> &Path {
+        Predictor::source(self)
+    }
+    fn training_stats(&self) -> Result<DatasetStats> {
+        Predictor::training_stats(self)
+    }
     fn read(&self, path: &Path) -> Result<Table> {
         Predictor::read(self, path)
     }
     fn predict(&self, table: &Table, rows: &[usize]) -> Result<Predictions> {
         Predictor::predict(self, table, rows)
+    }
+    fn predict_matrix(&self, x: &Matrix) -> Predictions {
+        Predictor::predict_matrix(self, x)
     }
 }
 
@@ -655,12 +625,12 @@ impl BackendVisitor for LoadVisitor<'_> {
 }
 
 impl AnyPredictor {
-    /// Loads the bundle in `dir` on `backend`.
+    /// Loads the bundle at `path` (a bundle directory or a `.kiln` archive) on `backend`.
     ///
     /// # Errors
     /// See [`Predictor::load`]; [`kiln_core::Error::NoDevice`] for an unusable backend.
-    pub fn load(dir: &Path, backend: BackendKind) -> Result<Self> {
-        kiln_core::dispatch(backend, LoadVisitor { dir })?
+    pub fn load(path: &Path, backend: BackendKind) -> Result<Self> {
+        kiln_core::dispatch(backend, LoadVisitor { dir: path })?
     }
 
     /// The fitted spec.
@@ -668,9 +638,25 @@ impl AnyPredictor {
         self.0.spec()
     }
 
-    /// The bundle directory.
+    /// The directory holding the bundle's files; see [`Predictor::dir`].
     pub fn dir(&self) -> &Path {
         self.0.dir()
+    }
+
+    /// What was loaded: the bundle directory or the `.kiln` archive.
+    pub fn source(&self) -> &Path {
+        self.0.source()
+    }
+
+    /// Predicts the rows of an Arrow batch; see [`Predictor::predict_batch`].
+    ///
+    /// # Errors
+    /// [`Error::Data`] naming the column, or the row and column of a bad value.
+    pub fn predict_batch(
+        &self,
+        batch: &arrow_array::RecordBatch,
+    ) -> Result<Vec<crate::Prediction>> {
+        crate::bundle::predict_batch(self.spec(), batch, |table, rows| self.predict(table, rows))
     }
 
     /// Predicts JSON rows; see [`Predictor::predict_json`].
@@ -688,7 +674,7 @@ impl AnyPredictor {
     /// # Errors
     /// A missing or malformed `stats.json`, naming it.
     pub fn training_stats(&self) -> Result<kiln_data::DatasetStats> {
-        read_json(&self.dir().join(STATS_FILE))
+        self.0.training_stats()
     }
 
     /// Reads a CSV file with the bundle's schema (the target may be absent).
@@ -735,27 +721,31 @@ impl AnyPredictor {
     /// A missing or unknown target on one of `rows`, naming its line.
     pub fn score(&self, table: &Table, rows: &[usize]) -> Result<Scores> {
         let target = &self.spec().target;
-        let truth = target.encode(table, rows)?;
-        Ok(match (self.predict(table, rows)?, truth) {
-            (Predictions::Classes { probabilities, .. }, Targets::Classes(labels)) => Scores {
-                metrics: kiln_train::metrics::classification(&probabilities, &labels),
-                confusion: Some(kiln_train::metrics::confusion_matrix(
-                    &probabilities,
-                    &labels,
-                )),
-            },
-            (Predictions::Values(predicted), Targets::Values(_)) => {
-                // Score against the file's values, not the f32 standardized encoding.
-                let ColumnRef::Numeric(values) = table.require(target.name())? else {
-                    unreachable!("a regression target is numeric")
-                };
-                let truth: Vec<f64> = rows.iter().map(|&r| values.value(r)).collect();
-                Scores {
-                    metrics: kiln_train::metrics::regression(&predicted, &truth),
-                    confusion: None,
-                }
+        let encoded = target.encode(table, rows)?;
+        let x = self.spec().features.transform(table, rows)?;
+        let truth: Vec<f64> = match (&encoded, table.require(target.name())?) {
+            (Targets::Values(_), ColumnRef::Numeric(values)) => {
+                rows.iter().map(|&r| values.value(r)).collect()
             }
+            _ => Vec::new(),
+        };
+        Ok(self.score_encoded(&x, &encoded, &truth))
+    }
+
+    /// Metrics of the predictions for transformed rows `x` against their encoded targets
+    /// `y`; a regression is scored against `truth`, the targets in the file's units (not the
+    /// f32 standardized encoding).
+    pub(crate) fn score_encoded(&self, x: &Matrix, y: &Targets, truth: &[f64]) -> Scores {
+        match (self.0.predict_matrix(x), y) {
+            (Predictions::Classes { probabilities, .. }, Targets::Classes(labels)) => Scores {
+                metrics: kiln_train::metrics::classification(&probabilities, labels),
+                confusion: Some(kiln_train::metrics::confusion_matrix(&probabilities, labels)),
+            },
+            (Predictions::Values(predicted), Targets::Values(_)) => Scores {
+                metrics: kiln_train::metrics::regression(&predicted, truth),
+                confusion: None,
+            },
             _ => unreachable!("predictions and targets come from one fitted target"),
-        })
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! kiln's HTTP inference server: serves a bundle over JSON with schema checks, dynamic
-//! micro-batching, Prometheus metrics, hot reload and drift gauges.
+//! micro-batching, Prometheus metrics, hot reload and drift gauges. The bundle is a directory
+//! or a `.kiln` file from `kiln export` (verified when loaded, and again on each reload).
 //!
 //! | route                   | what                                                        |
 //! |-------------------------|-------------------------------------------------------------|

@@ -24,13 +24,16 @@ pub(crate) struct Model {
 }
 
 impl Model {
-    /// Loads the bundle in `dir` (blocking: burn reads and builds the model).
+    /// Loads the bundle at `path`, a directory or a `.kiln` archive (blocking: burn reads and
+    /// builds the model).
     pub(crate) fn load(
-        dir: &Path,
+        path: &Path,
         backend: BackendKind,
         version: u64,
     ) -> kiln_pipeline::Result<Self> {
-        let predictor = AnyPredictor::load(dir, backend)?;
+        let predictor = AnyPredictor::load(path, backend)?;
+        // The loaded files: the directory itself, or the archive's verified extracted copy.
+        let dir = predictor.dir();
         let weights = kiln_core::hash::hash_file(&dir.join("model.mpk"))?;
         let manifest: Value = fs_read_json(&dir.join("manifest.json")).unwrap_or(Value::Null);
         let name = manifest["name"].as_str().unwrap_or("model");
@@ -50,8 +53,10 @@ impl Model {
         })
     }
 
-    pub(crate) fn dir(&self) -> PathBuf {
-        self.predictor.dir().to_path_buf()
+    /// What was loaded (the bundle directory or the `.kiln` archive), which a reload reads
+    /// again.
+    pub(crate) fn source(&self) -> PathBuf {
+        self.predictor.source().to_path_buf()
     }
 
     /// `{"id", "version"}`, as every prediction names its model.
@@ -67,7 +72,7 @@ impl Model {
             "model": {
                 "id": self.id,
                 "version": self.version,
-                "bundle": self.dir(),
+                "bundle": self.source(),
                 "loaded_at_unix": self.loaded_at,
             },
             "task": spec.task(),

@@ -84,7 +84,7 @@ impl App {
     /// failure, and requests already holding it finish on it.
     async fn reload(self: &Arc<Self>, dir: Option<PathBuf>) -> Result<Arc<Model>, String> {
         let _one = self.reloading.lock().await;
-        let dir = dir.unwrap_or_else(|| self.current().dir());
+        let dir = dir.unwrap_or_else(|| self.current().source());
         let version = self.versions.load(Ordering::SeqCst) + 1;
         let backend = self.options.backend();
         let loaded = tokio::task::spawn_blocking(move || Model::load(&dir, backend, version))
@@ -119,7 +119,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Loads the bundle in `bundle` and binds `options.addr()` (port 0 picks a free port).
+    /// Loads the bundle at `bundle` (a bundle directory or a `.kiln` file) and binds
+    /// `options.addr()` (port 0 picks a free port).
     ///
     /// # Errors
     /// The bundle cannot be loaded; the address cannot be bound.
@@ -471,7 +472,7 @@ async fn reload(
             _ => {
                 return Err(AppError::new(
                     StatusCode::BAD_REQUEST,
-                    "expected an empty body or {\"bundle\": \"<directory>\"}",
+                    "expected an empty body or {\"bundle\": \"<directory or .kiln file>\"}",
                 ));
             }
         }

@@ -47,6 +47,17 @@ pub enum Error {
         /// Outputs of the model.
         found: usize,
     },
+    /// Class weights whose count is not the task's class count.
+    #[error("{found} class weights for {classes} classes: give one weight per class")]
+    ClassWeights {
+        /// Classes of the task.
+        classes: usize,
+        /// Weights given.
+        found: usize,
+    },
+    /// The data-parallel devices asked for are not there.
+    #[error(transparent)]
+    Devices(#[from] kiln_core::Error),
     /// Targets of the wrong kind for the task.
     #[error("targets do not match the task: {task:?}")]
     TargetMismatch {

@@ -130,22 +130,12 @@ pub fn classification(probs: &Matrix, labels: &[i64]) -> BTreeMap<String, f64> {
         .sum::<f64>()
         / n;
 
-    // Binary problems score the positive class (1) only; otherwise one-vs-rest per class.
-    let scored = if probs.cols == 2 { 1..2 } else { 0..probs.cols };
-    let curves: Vec<Vec<(f64, f64)>> = scored
-        .map(|c| {
-            ranking_curve(
-                truth
-                    .iter()
-                    .enumerate()
-                    .map(|(r, &t)| (probs.row(r)[c], t == c))
-                    .collect(),
-            )
-        })
+    let curves: Vec<RankingCurve> = ranked_classes(probs.cols)
+        .map(|c| RankingCurve::of_class(probs, &truth, c))
         .collect();
-    let roc_auc = mean(curves.iter().filter_map(|c| roc_auc(c))).unwrap_or(f64::NAN);
+    let roc_auc = mean(curves.iter().filter_map(RankingCurve::roc_auc)).unwrap_or(f64::NAN);
     let average_precision =
-        mean(curves.iter().filter_map(|c| average_precision(c))).unwrap_or(f64::NAN);
+        mean(curves.iter().filter_map(RankingCurve::average_precision)).unwrap_or(f64::NAN);
 
     BTreeMap::from([
         ("accuracy".to_owned(), accuracy),
@@ -271,77 +261,218 @@ fn mean(values: impl IntoIterator<Item = f64>) -> Option<f64> {
     (count > 0).then(|| sum / f64::from(count))
 }
 
-/// Cumulative (true positives, false positives) at each distinct score of `scored` (score,
-/// is positive), highest first: the points of scikit-learn's ranking curves, where tied scores
-/// are one threshold.
-fn ranking_curve(mut scored: Vec<(f32, bool)>) -> Vec<(f64, f64)> {
-    scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-    let mut curve = Vec::new();
-    let (mut tp, mut fp) = (0.0, 0.0);
-    for (i, &(score, positive)) in scored.iter().enumerate() {
-        if positive {
-            tp += 1.0;
-        } else {
-            fp += 1.0;
+/// The classes whose one-vs-rest ranking `roc_auc` and `average_precision` average over:
+/// class 1 alone for 2 classes (the positive class of a binary problem), else every class.
+pub fn ranked_classes(classes: usize) -> std::ops::Range<usize> {
+    if classes == 2 { 1..2 } else { 0..classes }
+}
+
+/// A score's ranking of rows against a binary truth: the cumulative (true positives, false
+/// positives) at each distinct score, highest first. These are the thresholds of
+/// scikit-learn's `roc_curve` and `precision_recall_curve` (tied scores are one threshold), and
+/// the ROC and precision-recall curves and their areas ([`classification`]'s `roc_auc` and
+/// `average_precision`) all come from them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankingCurve {
+    counts: Vec<(f64, f64)>,
+}
+
+impl RankingCurve {
+    /// The ranking of `scored` (score, is positive) pairs.
+    pub fn new(mut scored: Vec<(f32, bool)>) -> Self {
+        scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        let mut counts = Vec::new();
+        let (mut tp, mut fp) = (0.0, 0.0);
+        for (i, &(score, positive)) in scored.iter().enumerate() {
+            if positive {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            // Exact equality is what makes a tie (numpy's rule; -0.0 ties with 0.0 too).
+            #[allow(clippy::float_cmp)]
+            let threshold_ends = scored.get(i + 1).is_none_or(|next| next.0 != score);
+            if threshold_ends {
+                counts.push((tp, fp));
+            }
         }
-        // Exact equality is what makes a tie (numpy's rule; -0.0 ties with 0.0 too).
-        #[allow(clippy::float_cmp)]
-        let threshold_ends = scored.get(i + 1).is_none_or(|next| next.0 != score);
-        if threshold_ends {
-            curve.push((tp, fp));
+        Self { counts }
+    }
+
+    /// Class `class` against the rest, ranked by its column of `probs` (`rows × classes`);
+    /// `labels` are class indices.
+    ///
+    /// # Panics
+    /// When `probs.rows != labels.len()` or a label or `class` is not a class index (caller
+    /// bugs).
+    pub fn one_vs_rest(probs: &Matrix, labels: &[i64], class: usize) -> Self {
+        assert!(
+            class < probs.cols,
+            "class {class} is not below {}",
+            probs.cols
+        );
+        Self::of_class(probs, &class_indices(probs, labels), class)
+    }
+
+    fn of_class(probs: &Matrix, truth: &[usize], class: usize) -> Self {
+        Self::new(
+            truth
+                .iter()
+                .enumerate()
+                .map(|(r, &t)| (probs.row(r)[class], t == class))
+                .collect(),
+        )
+    }
+
+    /// Positive and negative rows.
+    fn totals(&self) -> (f64, f64) {
+        self.counts.last().copied().unwrap_or((0.0, 0.0))
+    }
+
+    /// The ROC curve's (false positive rate, true positive rate) points, from (0, 0) then one
+    /// per threshold to (1, 1): scikit-learn's `roc_curve(y, s, drop_intermediate=False)`.
+    /// `None` without both positive and negative rows.
+    pub fn roc(&self) -> Option<Vec<(f64, f64)>> {
+        let (positives, negatives) = self.totals();
+        (positives > 0.0 && negatives > 0.0).then(|| {
+            std::iter::once((0.0, 0.0))
+                .chain(
+                    self.counts
+                        .iter()
+                        .map(|&(tp, fp)| (fp / negatives, tp / positives)),
+                )
+                .collect()
+        })
+    }
+
+    /// Area under the ROC curve (trapezoids from (0, 0)); `None` without both positive and
+    /// negative rows.
+    pub fn roc_auc(&self) -> Option<f64> {
+        let (positives, negatives) = self.totals();
+        if positives == 0.0 || negatives == 0.0 {
+            return None;
         }
+        let mut area = 0.0;
+        let mut previous = (0.0, 0.0);
+        for &(tp, fp) in &self.counts {
+            // Twice the trapezoid, in counts: exact while counts stay below 2^26.
+            area = (fp - previous.1).mul_add(tp + previous.0, area);
+            previous = (tp, fp);
+        }
+        Some(area / (2.0 * positives * negatives))
     }
-    curve
+
+    /// The (recall, precision) point of each threshold, highest score first (scikit-learn's
+    /// `precision_recall_curve` reversed, without its final (0, 1) point). The average
+    /// precision is the area under the step through them: precision `Pₖ` from recall `Rₖ₋₁`
+    /// to `Rₖ`. `None` without positive rows.
+    pub fn precision_recall(&self) -> Option<Vec<(f64, f64)>> {
+        let (positives, _) = self.totals();
+        (positives > 0.0).then(|| {
+            self.counts
+                .iter()
+                .map(|&(tp, fp)| (tp / positives, tp / (tp + fp)))
+                .collect()
+        })
+    }
+
+    /// Average precision Σ (Rₖ − Rₖ₋₁)·Pₖ over the thresholds; `None` without positive rows.
+    pub fn average_precision(&self) -> Option<f64> {
+        let (positives, _) = self.totals();
+        if positives == 0.0 {
+            return None;
+        }
+        let mut sum = 0.0;
+        let mut previous_tp = 0.0;
+        for &(tp, fp) in &self.counts {
+            sum = (tp - previous_tp).mul_add(tp / (tp + fp), sum);
+            previous_tp = tp;
+        }
+        Some(sum / positives)
+    }
 }
 
-/// Area under the ROC curve through `curve`'s points (trapezoids from (0, 0)); `None` without
-/// both positives and negatives.
-fn roc_auc(curve: &[(f64, f64)]) -> Option<f64> {
-    let &(positives, negatives) = curve.last()?;
-    if positives == 0.0 || negatives == 0.0 {
-        return None;
-    }
-    let mut area = 0.0;
-    let mut previous = (0.0, 0.0);
-    for &(tp, fp) in curve {
-        // Twice the trapezoid, in counts: exact while counts stay below 2^26.
-        area = (fp - previous.1).mul_add(tp + previous.0, area);
-        previous = (tp, fp);
-    }
-    Some(area / (2.0 * positives * negatives))
+/// One confidence bin of a reliability diagram: the rows whose largest probability falls in
+/// `(lower, upper]`, as [`classification`]'s `ece` bins them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReliabilityBin {
+    /// The bin's lower edge.
+    pub lower: f64,
+    /// The bin's upper edge.
+    pub upper: f64,
+    /// Rows in the bin.
+    pub rows: usize,
+    /// Their mean confidence (largest probability).
+    pub confidence: f64,
+    /// The fraction of them predicted right.
+    pub accuracy: f64,
 }
 
-/// Average precision Σ (Rₖ − Rₖ₋₁)·Pₖ over `curve`'s thresholds; `None` without positives.
-fn average_precision(curve: &[(f64, f64)]) -> Option<f64> {
-    let &(positives, _) = curve.last()?;
-    if positives == 0.0 {
-        return None;
-    }
-    let mut sum = 0.0;
-    let mut previous_tp = 0.0;
-    for &(tp, fp) in curve {
-        sum = (tp - previous_tp).mul_add(tp / (tp + fp), sum);
-        previous_tp = tp;
-    }
-    Some(sum / positives)
+/// The non-empty bins of the 15 equal-width confidence bins of [`classification`]'s `ece`,
+/// lowest first: a reliability diagram of the [`argmax`] predictions of `probs`
+/// (`rows × classes`) against `labels`. ECE is the bins' `rows`-weighted mean of
+/// `|accuracy − confidence|`.
+///
+/// # Panics
+/// When `probs.rows != labels.len()` or a label is not a class index (caller bugs).
+pub fn reliability(probs: &Matrix, labels: &[i64]) -> Vec<ReliabilityBin> {
+    let truth = class_indices(probs, labels);
+    let predicted: Vec<usize> = (0..probs.rows).map(|r| argmax(probs.row(r))).collect();
+    calibration_bins(probs, &truth, &predicted)
+        .iter()
+        .enumerate()
+        .filter(|(_, bin)| bin.rows > 0)
+        .map(|(b, bin)| {
+            #[allow(clippy::cast_precision_loss)] // Row counts are far below 2^52.
+            let rows = bin.rows as f64;
+            #[allow(clippy::cast_possible_truncation)] // b < ECE_BINS, a u8.
+            let b = b as u8;
+            ReliabilityBin {
+                lower: f64::from(b) / f64::from(ECE_BINS),
+                upper: f64::from(b + 1) / f64::from(ECE_BINS),
+                rows: bin.rows,
+                confidence: bin.confidence / rows,
+                accuracy: bin.correct / rows,
+            }
+        })
+        .collect()
 }
 
-/// Expected calibration error; see [`classification`] for the definition.
-fn expected_calibration_error(probs: &Matrix, truth: &[usize], predicted: &[usize]) -> f64 {
-    // (n_b / n)·|acc_b − conf_b| = |correct_b − Σ confidence_b| / n: sum that gap per bin.
-    let mut gaps = vec![0.0; usize::from(ECE_BINS)];
+/// Row count, correct predictions and summed confidence of one calibration bin.
+#[derive(Debug, Clone, Copy, Default)]
+struct BinSums {
+    rows: usize,
+    correct: f64,
+    confidence: f64,
+}
+
+/// The sums of every calibration bin; see [`classification`] for the binning.
+fn calibration_bins(probs: &Matrix, truth: &[usize], predicted: &[usize]) -> Vec<BinSums> {
+    let mut bins = vec![BinSums::default(); usize::from(ECE_BINS)];
     for (r, (&t, &p)) in truth.iter().zip(predicted).enumerate() {
         let confidence = f64::from(probs.row(r)[p]);
         // An f32 times 15 is exact in f64, so the bin edges b/15 are exact. The cast saturates
         // (negative and NaN give 0) and the clamp puts out-of-range confidences in the end bins.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let upper = (confidence * f64::from(ECE_BINS)).ceil() as usize;
-        let bin = upper.clamp(1, usize::from(ECE_BINS)) - 1;
-        gaps[bin] += f64::from(u8::from(t == p)) - confidence;
+        let bin = &mut bins[upper.clamp(1, usize::from(ECE_BINS)) - 1];
+        bin.rows += 1;
+        bin.correct += f64::from(u8::from(t == p));
+        bin.confidence += confidence;
     }
+    bins
+}
+
+/// Expected calibration error; see [`classification`] for the definition.
+fn expected_calibration_error(probs: &Matrix, truth: &[usize], predicted: &[usize]) -> f64 {
+    // (n_b / n)·|acc_b − conf_b| = |correct_b − Σ confidence_b| / n: sum that gap per bin.
     #[allow(clippy::cast_precision_loss)] // Row counts are far below 2^52.
     let n = truth.len().max(1) as f64;
-    gaps.iter().map(|g| g.abs()).sum::<f64>() / n
+    calibration_bins(probs, truth, predicted)
+        .iter()
+        .map(|b| (b.correct - b.confidence).abs())
+        .sum::<f64>()
+        / n
 }
 
 #[cfg(test)]
@@ -755,5 +886,146 @@ mod tests {
         assert_eq!(argmax(&[0.2, 0.4, 0.4]), 1);
         // np.argmax([0.5, 0.5])
         assert_eq!(argmax(&[0.5, 0.5]), 0);
+    }
+
+    /// Trapezoid area under (x, y) points.
+    fn trapezoids(points: &[(f64, f64)]) -> f64 {
+        points
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+            .sum()
+    }
+
+    #[test]
+    fn ranking_curves_match_scikit_learn_and_their_areas() {
+        // The binary fixture's positive-class scores: 0.9, 0.8 ×2, 0.6 ×2, 0.5, 0.3 ×2.
+        let scores = [0.9, 0.8, 0.8, 0.6, 0.6, 0.5, 0.3, 0.3];
+        let positive = [true, true, false, true, false, true, true, false];
+        let curve = RankingCurve::new(scores.into_iter().zip(positive).collect());
+        let roc = curve.roc().unwrap();
+        // roc_curve(y, s, drop_intermediate=False): fpr, tpr (past the +inf threshold).
+        let expected_roc = [
+            (0.0, 0.0),
+            (0.0, 0.2),
+            (1.0 / 3.0, 0.4),
+            (2.0 / 3.0, 0.6),
+            (2.0 / 3.0, 0.8),
+            (1.0, 1.0),
+        ];
+        assert_eq!(roc.len(), expected_roc.len());
+        for (&(x, y), &(ex, ey)) in roc.iter().zip(&expected_roc) {
+            assert_close(x, ex, "fpr");
+            assert_close(y, ey, "tpr");
+        }
+        // precision_recall_curve(y, s), reversed and without its final (recall 0, precision 1).
+        let pr = curve.precision_recall().unwrap();
+        let expected_pr = [
+            (0.2, 1.0),
+            (0.4, 2.0 / 3.0),
+            (0.6, 0.6),
+            (0.8, 2.0 / 3.0),
+            (1.0, 0.625),
+        ];
+        assert_eq!(pr.len(), expected_pr.len());
+        for (&(r, p), &(er, ep)) in pr.iter().zip(&expected_pr) {
+            assert_close(r, er, "recall");
+            assert_close(p, ep, "precision");
+        }
+        // The areas are the metrics: roc_auc_score(y, s) and average_precision_score(y, s).
+        let auc = curve.roc_auc().unwrap();
+        assert_close(auc, 0.5666666666666667, "roc_auc");
+        assert_close(trapezoids(&roc), auc, "area under roc()");
+        let ap = curve.average_precision().unwrap();
+        assert_close(ap, 0.7116666666666667, "average_precision");
+        let mut previous_recall = 0.0;
+        let step_area: f64 = pr
+            .iter()
+            .map(|&(r, p)| {
+                let area = (r - previous_recall) * p;
+                previous_recall = r;
+                area
+            })
+            .sum();
+        assert_close(step_area, ap, "step area under precision_recall()");
+    }
+
+    #[test]
+    fn one_vs_rest_curves_average_to_the_multiclass_scores() {
+        let probs = matrix(&[
+            &[0.7, 0.2, 0.1],
+            &[0.5, 0.3, 0.2],
+            &[0.2, 0.5, 0.3],
+            &[0.4, 0.3, 0.3],
+            &[0.3, 0.4, 0.3],
+            &[0.2, 0.5, 0.3],
+        ]);
+        let labels = [0, 1, 1, 2, 2, 0];
+        let m = classification(&probs, &labels);
+        assert_eq!(ranked_classes(3), 0..3);
+        let curves: Vec<RankingCurve> = ranked_classes(3)
+            .map(|c| RankingCurve::one_vs_rest(&probs, &labels, c))
+            .collect();
+        let mean_of = |f: fn(&RankingCurve) -> Option<f64>| {
+            curves.iter().map(|c| f(c).unwrap()).sum::<f64>() / 3.0
+        };
+        // roc_auc_score(y, P, multi_class="ovr") and average_precision_score(y, P)
+        assert_close(
+            mean_of(RankingCurve::roc_auc),
+            0.6458333333333334,
+            "roc_auc",
+        );
+        assert_close(m["roc_auc"], mean_of(RankingCurve::roc_auc), "roc_auc");
+        assert_close(
+            mean_of(RankingCurve::average_precision),
+            m["average_precision"],
+            "average_precision",
+        );
+        // A binary problem ranks its positive class only.
+        assert_eq!(ranked_classes(2), 1..2);
+        // One class only: no ROC curve, no PR curve without positives.
+        let one_class = RankingCurve::one_vs_rest(&matrix(&[&[0.6, 0.4], &[0.3, 0.7]]), &[0, 0], 1);
+        assert_eq!(one_class.roc(), None);
+        assert_eq!(one_class.precision_recall(), None);
+        assert_eq!(one_class.roc_auc(), None);
+    }
+
+    #[test]
+    fn reliability_bins_are_the_ece_bins() {
+        // The fixture of calibration_bins_are_half_open_on_the_f32_confidence.
+        let probs = matrix(&[
+            &[0.95, 0.05],
+            &[1.0, 0.0],
+            &[0.3, 0.7],
+            &[0.35, 0.65],
+            &[0.6, 0.4],
+        ]);
+        let labels = [0, 1, 1, 0, 0];
+        let bins = reliability(&probs, &labels);
+        // (bin, rows, accuracy, mean f32 confidence)
+        let expected = [
+            (
+                9,
+                2,
+                0.5,
+                f64::midpoint(f64::from(0.65_f32), f64::from(0.6_f32)),
+            ),
+            (10, 1, 1.0, f64::from(0.7_f32)),
+            (14, 2, 0.5, f64::midpoint(f64::from(0.95_f32), 1.0)),
+        ];
+        assert_eq!(bins.len(), expected.len());
+        for (bin, &(b, rows, accuracy, confidence)) in bins.iter().zip(&expected) {
+            assert_close(bin.lower, f64::from(b) / 15.0, "lower");
+            assert_close(bin.upper, f64::from(b + 1) / 15.0, "upper");
+            assert_eq!(bin.rows, rows);
+            assert_close(bin.accuracy, accuracy, "accuracy");
+            assert_close(bin.confidence, confidence, "confidence");
+        }
+        let ece: f64 = bins
+            .iter()
+            .map(|b| {
+                f64::from(u32::try_from(b.rows).unwrap()) / 5.0 * (b.accuracy - b.confidence).abs()
+            })
+            .sum();
+        assert_close(ece, classification(&probs, &labels)["ece"], "ece");
     }
 }

@@ -50,7 +50,7 @@ pub enum FittedTarget {
 }
 
 /// Encoded targets for a set of rows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Targets {
     /// Class indices.
     Classes(Vec<i64>),

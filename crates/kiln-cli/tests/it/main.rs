@@ -3,9 +3,14 @@
 mod backends;
 mod bad_input;
 mod data;
+mod devices;
+mod export;
 mod models;
 mod penguins;
+mod report;
+mod runs;
 mod serve;
+mod sweep;
 mod training;
 mod transforms;
 

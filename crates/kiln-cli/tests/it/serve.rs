@@ -40,13 +40,13 @@ fn bundles() -> &'static (PathBuf, PathBuf) {
 }
 
 /// A `kiln serve` process on a free port, killed on drop.
-struct ServeProcess {
+pub(crate) struct ServeProcess {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl ServeProcess {
-    fn start(bundle: &Path, extra: &[&str]) -> Self {
+    pub(crate) fn start(bundle: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
             .args(["serve", bundle.to_str().unwrap(), "--addr", "127.0.0.1:0"])
             .args(extra)
@@ -86,7 +86,7 @@ impl Drop for ServeProcess {
 /// One HTTP/1.1 exchange over a fresh connection: the status and the body as JSON (or as a
 /// JSON string when it is not JSON). A dozen lines of client keep the test build from
 /// pulling an HTTP client crate whose dependencies would rebuild burn.
-fn call(method: &str, url: &str, body: Option<&str>) -> (u16, Value) {
+pub(crate) fn call(method: &str, url: &str, body: Option<&str>) -> (u16, Value) {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_once('/').unwrap();
     let mut stream = TcpStream::connect(host).unwrap();
