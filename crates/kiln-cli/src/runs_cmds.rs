@@ -66,11 +66,19 @@ pub(crate) fn cache(action: CacheAction) -> Result<()> {
             let cache = StageCache::new(cache_dir(&location.runs, location.cache_dir), 0);
             let entries = cache.entries()?;
             if json {
-                writeln!(stdout, "{}", serde_json::to_string_pretty(&entries).expect("entries serialize"))?;
+                writeln!(
+                    stdout,
+                    "{}",
+                    serde_json::to_string_pretty(&entries).expect("entries serialize")
+                )?;
                 return Ok(());
             }
             writeln!(stdout, "cache     {}", cache.dir().display())?;
-            writeln!(stdout, "{:<10} {:<16} {:>12} {:>12}", "stage", "key", "bytes", "last used")?;
+            writeln!(
+                stdout,
+                "{:<10} {:<16} {:>12} {:>12}",
+                "stage", "key", "bytes", "last used"
+            )?;
             for entry in &entries {
                 writeln!(
                     stdout,
@@ -87,7 +95,11 @@ pub(crate) fn cache(action: CacheAction) -> Result<()> {
         CacheAction::Clear { location } => {
             let cache = StageCache::new(cache_dir(&location.runs, location.cache_dir), 0);
             let removed = cache.clear()?;
-            writeln!(stdout, "removed {removed} entries from {}", cache.dir().display())?;
+            writeln!(
+                stdout,
+                "removed {removed} entries from {}",
+                cache.dir().display()
+            )?;
         }
     }
     Ok(())
@@ -119,13 +131,22 @@ pub(crate) fn reproduce(
         let text = serde_json::json!({ "reproduced": found.reproduced(), "report": found });
         writeln!(stdout, "{text:#}")?;
     } else {
-        writeln!(stdout, "run       {} (re-run on {})", run.display(), found.backend)?;
+        writeln!(
+            stdout,
+            "run       {} (re-run on {})",
+            run.display(),
+            found.backend
+        )?;
         for check in &found.checks {
             let mark = if check.agrees { "ok  " } else { "DIFF" };
             if check.agrees {
                 writeln!(stdout, "  {mark} {}", check.what)?;
             } else {
-                writeln!(stdout, "  {mark} {}: {} then, {} now", check.what, check.then, check.now)?;
+                writeln!(
+                    stdout,
+                    "  {mark} {}: {} then, {} now",
+                    check.what, check.then, check.now
+                )?;
             }
         }
         for input in &found.changed_inputs {
@@ -251,11 +272,21 @@ pub(crate) fn runs(action: RunsAction) -> Result<()> {
             let info = RunInfo::load(&run)?;
             let m = &info.manifest;
             if json {
-                writeln!(stdout, "{}", serde_json::to_string_pretty(m).expect("manifest serializes"))?;
+                writeln!(
+                    stdout,
+                    "{}",
+                    serde_json::to_string_pretty(m).expect("manifest serializes")
+                )?;
                 return Ok(());
             }
             writeln!(stdout, "run       {}", info.dir.display())?;
-            writeln!(stdout, "pipeline  {} ({}), config {}", m.name, m.config_path.display(), short(&m.config_hash))?;
+            writeln!(
+                stdout,
+                "pipeline  {} ({}), config {}",
+                m.name,
+                m.config_path.display(),
+                short(&m.config_hash)
+            )?;
             for input in &m.inputs {
                 writeln!(
                     stdout,
@@ -265,29 +296,69 @@ pub(crate) fn runs(action: RunsAction) -> Result<()> {
                     short(&input.hash.blake3)
                 )?;
             }
-            writeln!(stdout, "backend   {} on {} ({:?})", m.device.backend, m.device.name, m.precision)?;
-            writeln!(stdout, "host      {} ({} threads, {})", m.host.cpu, m.host.threads, m.host.os)?;
-            writeln!(stdout, "versions  kiln {}, burn {}, Cargo.lock {}", m.kiln_version, m.burn_version, short(&m.cargo_lock))?;
+            writeln!(
+                stdout,
+                "backend   {} on {} ({:?})",
+                m.device.backend, m.device.name, m.precision
+            )?;
+            writeln!(
+                stdout,
+                "host      {} ({} threads, {})",
+                m.host.cpu, m.host.threads, m.host.os
+            )?;
+            writeln!(
+                stdout,
+                "versions  kiln {}, burn {}, Cargo.lock {}",
+                m.kiln_version,
+                m.burn_version,
+                short(&m.cargo_lock)
+            )?;
             if let Some(git) = &m.git {
-                writeln!(stdout, "git       {}{}", git.revision, if git.dirty { " (dirty)" } else { "" })?;
+                writeln!(
+                    stdout,
+                    "git       {}{}",
+                    git.revision,
+                    if git.dirty { " (dirty)" } else { "" }
+                )?;
             }
             writeln!(stdout, "seed      {}", m.seed)?;
             writeln!(stdout, "stages    {}", stages_line(m))?;
-            writeln!(stdout, "model     {} ({} parameters, hash {})", m.model.kind, m.parameters, short(&m.parameter_hash))?;
-            writeln!(stdout, "train     {} epochs, best {}, {:.0} samples/s", m.epochs_run, m.best_epoch, m.samples_per_second)?;
+            writeln!(
+                stdout,
+                "model     {} ({} parameters, hash {})",
+                m.model.kind,
+                m.parameters,
+                short(&m.parameter_hash)
+            )?;
+            writeln!(
+                stdout,
+                "train     {} epochs, best {}, {:.0} samples/s",
+                m.epochs_run, m.best_epoch, m.samples_per_second
+            )?;
             for (split, metrics) in &m.metrics {
                 for (name, value) in metrics {
                     writeln!(stdout, "  {split:<6} {name:<20} {value:.4}")?;
                 }
             }
-            let timings: Vec<String> = m.timings.iter().map(|(k, v)| format!("{k} {v:.2}s")).collect();
+            let timings: Vec<String> = m
+                .timings
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.2}s"))
+                .collect();
             writeln!(stdout, "timings   {}", timings.join(", "))?;
         }
         RunsAction::Compare { runs, json } => {
-            let infos = runs.iter().map(|r| RunInfo::load(r)).collect::<Result<Vec<_>>>()?;
+            let infos = runs
+                .iter()
+                .map(|r| RunInfo::load(r))
+                .collect::<Result<Vec<_>>>()?;
             let comparison = compare_runs(&infos);
             if json {
-                writeln!(stdout, "{}", serde_json::to_string_pretty(&comparison).expect("comparison serializes"))?;
+                writeln!(
+                    stdout,
+                    "{}",
+                    serde_json::to_string_pretty(&comparison).expect("comparison serializes")
+                )?;
                 return Ok(());
             }
             write!(stdout, "{:<30}", "")?;
@@ -310,7 +381,11 @@ pub(crate) fn runs(action: RunsAction) -> Result<()> {
                     if i == 0 {
                         write!(stdout, " {value:>24.4}")?;
                     } else {
-                        write!(stdout, " {:>24}", format!("{value:.4} ({:+.4})", value - values[0]))?;
+                        write!(
+                            stdout,
+                            " {:>24}",
+                            format!("{value:.4} ({:+.4})", value - values[0])
+                        )?;
                     }
                 }
                 writeln!(stdout)?;
@@ -343,7 +418,10 @@ pub(crate) fn stages_line(m: &Manifest) -> String {
         .iter()
         .filter_map(|stage| {
             let record = m.stages.get(*stage)?;
-            Some(format!("{stage} {}", if record.cached { "cached" } else { "ran" }))
+            Some(format!(
+                "{stage} {}",
+                if record.cached { "cached" } else { "ran" }
+            ))
         })
         .collect::<Vec<_>>()
         .join(", ")

@@ -32,6 +32,9 @@ impl Table {
     ///
     /// # Errors
     /// IO and Parquet errors, naming `path`.
+    ///
+    /// # Panics
+    /// Never: the metadata is plain serializable data.
     pub fn store(&self, path: &Path) -> Result<()> {
         let parquet_error = |source| Error::Parquet {
             path: path.to_path_buf(),
@@ -51,19 +54,20 @@ impl Table {
             has_lines: self.lines.is_some(),
         };
         let meta = serde_json::to_string(&meta).expect("schema serializes");
-        let schema = Arc::new(ArrowSchema::new(fields).with_metadata(std::collections::HashMap::from([(META_KEY.to_owned(), meta)])));
-        let batch = RecordBatch::try_new(Arc::clone(&schema), columns).map_err(|source| {
-            Error::Arrow {
+        let schema = Arc::new(ArrowSchema::new(fields).with_metadata(
+            std::collections::HashMap::from([(META_KEY.to_owned(), meta)]),
+        ));
+        let batch =
+            RecordBatch::try_new(Arc::clone(&schema), columns).map_err(|source| Error::Arrow {
                 path: path.to_path_buf(),
                 source,
-            }
-        })?;
+            })?;
         let file = fs_err::File::create(path)?;
         let properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .build();
-        let mut writer =
-            ArrowWriter::try_new(file.into_parts().0, schema, Some(properties)).map_err(parquet_error)?;
+        let mut writer = ArrowWriter::try_new(file.into_parts().0, schema, Some(properties))
+            .map_err(parquet_error)?;
         writer.write(&batch).map_err(parquet_error)?;
         writer.close().map_err(parquet_error)?;
         Ok(())
@@ -80,8 +84,8 @@ impl Table {
             source,
         };
         let file = fs_err::File::open(path)?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)
-            .map_err(parquet_error)?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(parquet_error)?;
         let not_stored = || Error::NotStoredTable {
             path: path.to_path_buf(),
         };
@@ -102,12 +106,13 @@ impl Table {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let mut batch = arrow_select::concat::concat_batches(&arrow_schema, &batches).map_err(
-            |source| Error::Arrow {
-                path: path.to_path_buf(),
-                source,
-            },
-        )?;
+        let mut batch =
+            arrow_select::concat::concat_batches(&arrow_schema, &batches).map_err(|source| {
+                Error::Arrow {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
         let lines = if meta.has_lines {
             let index = batch.num_columns().checked_sub(1).ok_or_else(not_stored)?;
             let column = batch.column(index);
@@ -126,11 +131,12 @@ impl Table {
         };
         // The key-value metadata belongs to the file, not the table.
         let fields = batch.schema().fields().clone();
-        let batch = RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), batch.columns().to_vec())
-            .map_err(|source| Error::Arrow {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let batch =
+            RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), batch.columns().to_vec())
+                .map_err(|source| Error::Arrow {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
         if batch.num_columns() != meta.schema.columns.len() {
             return Err(not_stored());
         }
@@ -151,7 +157,8 @@ mod tests {
 
     #[test]
     fn a_stored_table_loads_back_identical() {
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/penguins/penguins.csv");
+        let data =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/penguins/penguins.csv");
         let raw = read_table(&data, &ReadOptions::default()).unwrap();
         let schema = infer_schema(&raw, 1000, &std::collections::BTreeMap::new()).unwrap();
         let table = raw.conform(&schema, &[]).unwrap();

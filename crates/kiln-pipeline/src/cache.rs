@@ -19,8 +19,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use kiln_core::fsx::StagedDir;
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::{read_json, write_json};
 use crate::Result;
+use crate::bundle::{read_json, write_json};
 
 /// Default size limit of a cache directory: 4 GiB.
 pub const DEFAULT_CACHE_BYTES: u64 = 4 << 30;
@@ -127,7 +127,10 @@ impl StageCache {
         };
         write_json(&staged.path().join(ENTRY_FILE), &entry)?;
         match staged.commit() {
-            Ok(_) | Err(kiln_core::Error::AlreadyExists { .. }) => {}
+            Ok(_) => {}
+            // A concurrent run committed the same entry first (the rename then fails on the
+            // non-empty target): entries are immutable, so theirs serves.
+            Err(_) if target.join(ENTRY_FILE).is_file() => {}
             Err(e) => return Err(e.into()),
         }
         self.evict(&target)
@@ -150,12 +153,13 @@ impl StageCache {
             };
             entry.last_used = fs_err::metadata(dir.join(USED_FILE))
                 .and_then(|m| m.modified())
-                .map_or(0, |t| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()));
+                .map_or(0, |t| {
+                    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+                });
             entries.push(entry);
         }
-        entries.sort_by(|a, b| {
-            (a.last_used, &a.stage, &a.key).cmp(&(b.last_used, &b.stage, &b.key))
-        });
+        entries
+            .sort_by(|a, b| (a.last_used, &a.stage, &a.key).cmp(&(b.last_used, &b.stage, &b.key)));
         Ok(entries)
     }
 
@@ -200,7 +204,8 @@ fn touch(path: &Path) -> std::io::Result<()> {
         .truncate(false)
         .write(true)
         .open(path)?;
-    file.file().set_times(FileTimes::new().set_modified(SystemTime::now()))
+    file.file()
+        .set_times(FileTimes::new().set_modified(SystemTime::now()))
 }
 
 fn now_secs() -> u64 {
@@ -233,8 +238,14 @@ mod tests {
     #[test]
     fn keys_depend_on_stage_and_inputs() {
         let inputs = serde_json::json!({"data": "abc"});
-        assert_eq!(StageCache::key("split", &inputs), StageCache::key("split", &inputs));
-        assert_ne!(StageCache::key("split", &inputs), StageCache::key("stats", &inputs));
+        assert_eq!(
+            StageCache::key("split", &inputs),
+            StageCache::key("split", &inputs)
+        );
+        assert_ne!(
+            StageCache::key("split", &inputs),
+            StageCache::key("stats", &inputs)
+        );
         assert_ne!(
             StageCache::key("split", &inputs),
             StageCache::key("split", &serde_json::json!({"data": "abd"}))
@@ -255,6 +266,20 @@ mod tests {
         assert_eq!(cache.entries().unwrap().len(), 1);
         assert_eq!(cache.clear().unwrap(), 1);
         assert!(cache.get("ingest", "k1").is_none());
+    }
+
+    #[test]
+    fn concurrent_puts_of_one_entry_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = StageCache::new(dir.path(), DEFAULT_CACHE_BYTES);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| put_bytes(&cache, "split", "same", 64));
+            }
+        });
+        assert_eq!(cache.entries().unwrap().len(), 1);
+        let hit = cache.get("split", "same").expect("committed once");
+        assert_eq!(fs_err::read(hit.join("payload")).unwrap(), vec![7_u8; 64]);
     }
 
     #[test]

@@ -180,10 +180,13 @@ pub(crate) fn cv_fold(
         }
         TargetKind::Regression => kiln_data::k_fold(&rows, fold.k, &mut rng)?,
     };
-    let chosen = folds.into_iter().nth(fold.index).ok_or(kiln_data::Error::BadFolds {
-        k: fold.k,
-        rows: rows.len(),
-    })?;
+    let chosen = folds
+        .into_iter()
+        .nth(fold.index)
+        .ok_or(kiln_data::Error::BadFolds {
+            k: fold.k,
+            rows: rows.len(),
+        })?;
     Ok(Split {
         train: chosen.train,
         valid: chosen.valid,

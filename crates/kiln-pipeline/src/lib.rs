@@ -46,10 +46,10 @@ pub use predict::write_predictions_csv;
 pub use provenance::GitRevision;
 pub use report::{REPORT_FILE, report};
 pub use reproduce::{Reproduction, reproduce};
-pub use tracking::{RunInfo, compare_runs, export_mlflow, list_runs};
 pub use run::{
     AnyPredictor, CvFold, DryRun, MANIFEST_FORMAT, Manifest, Observer, RunSummary, Scores,
     SplitRecord, TrainOptions, dry_run, resume_config, train,
 };
 pub use stages::{InputFile, STAGES, StageRecord};
 pub use sweep::{Leaderboard, Sweep, SweepEvent, SweepOptions, SweepSummary};
+pub use tracking::{RunInfo, compare_runs, export_mlflow, list_runs};

@@ -73,6 +73,9 @@ pub fn read_manifest(run: &Path) -> Result<Manifest> {
 /// A run without a manifest or config snapshot; [`Error::NotReproduced`] when the re-run
 /// fails (a missing data file, say), naming the inputs that changed. A re-run that differs is
 /// a [`Reproduction`] whose [`Reproduction::reproduced`] is false.
+///
+/// # Panics
+/// Never: the scratch directory exists whenever `keep` is `None`.
 pub fn reproduce(
     run: &Path,
     backend: Option<BackendKind>,
@@ -91,7 +94,13 @@ pub fn reproduce(
         ),
     };
     let out_dir = keep.map_or_else(
-        || scratch.as_ref().expect("a scratch dir without --out").path().to_path_buf(),
+        || {
+            scratch
+                .as_ref()
+                .expect("a scratch dir without --out")
+                .path()
+                .to_path_buf()
+        },
         Path::to_path_buf,
     );
     // No stage cache: a reproduction recomputes every stage from the data.
@@ -133,7 +142,10 @@ pub fn reproduce(
         check(
             format!("split {name} rows"),
             split.hash.clone(),
-            now.splits.get(name).map(|s| s.hash.clone()).unwrap_or_default(),
+            now.splits
+                .get(name)
+                .map(|s| s.hash.clone())
+                .unwrap_or_default(),
         );
     }
     check(
@@ -223,8 +235,16 @@ fn changed_inputs(recorded: &Manifest, backend: BackendKind) -> Vec<String> {
             changed.push(format!("{what} {then} then, {now} now"));
         }
     };
-    differs("kiln version", &recorded.kiln_version, kiln_core::KILN_VERSION);
-    differs("burn version", &recorded.burn_version, kiln_core::BURN_VERSION);
+    differs(
+        "kiln version",
+        &recorded.kiln_version,
+        kiln_core::KILN_VERSION,
+    );
+    differs(
+        "burn version",
+        &recorded.burn_version,
+        kiln_core::BURN_VERSION,
+    );
     if !recorded.cargo_lock.is_empty() {
         differs(
             "Cargo.lock",

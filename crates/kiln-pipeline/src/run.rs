@@ -739,7 +739,10 @@ impl AnyPredictor {
         match (self.0.predict_matrix(x), y) {
             (Predictions::Classes { probabilities, .. }, Targets::Classes(labels)) => Scores {
                 metrics: kiln_train::metrics::classification(&probabilities, labels),
-                confusion: Some(kiln_train::metrics::confusion_matrix(&probabilities, labels)),
+                confusion: Some(kiln_train::metrics::confusion_matrix(
+                    &probabilities,
+                    labels,
+                )),
             },
             (Predictions::Values(predicted), Targets::Values(_)) => Scores {
                 metrics: kiln_train::metrics::regression(&predicted, truth),

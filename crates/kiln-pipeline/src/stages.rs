@@ -135,9 +135,8 @@ struct Keys {
 impl Keys {
     fn new(config: &ValidPipelineConfig, inputs: &[InputFile], fold: Option<CvFold>) -> Self {
         let raw = config.raw();
-        let section = |name: &str| {
-            serde_json::to_value(raw).expect("config serializes")[name].take()
-        };
+        let section =
+            |name: &str| serde_json::to_value(raw).expect("config serializes")[name].take();
         let mut data = section("data");
         // The file's content matters, not where it is.
         data["source"] = json!(null);
@@ -146,8 +145,10 @@ impl Keys {
             "ingest",
             &json!({ "files": hashes, "data": data, "roles": config.roles() }),
         );
-        let validate =
-            StageCache::key("validate", &json!({ "ingest": ingest, "rules": section("validate") }));
+        let validate = StageCache::key(
+            "validate",
+            &json!({ "ingest": ingest, "rules": section("validate") }),
+        );
         let split = StageCache::key(
             "split",
             &json!({
@@ -196,16 +197,13 @@ impl Runner<'_> {
         let cache = self.cache?;
         let clock = Instant::now();
         let dir = cache.get(stage, key)?;
-        match load(&dir) {
-            Ok(value) => {
-                self.record(stage, key, true, clock);
-                Some(value)
-            }
+        if let Ok(value) = load(&dir) {
+            self.record(stage, key, true, clock);
+            Some(value)
+        } else {
             // A damaged entry (a disk fault, an older layout) is recomputed and replaced.
-            Err(_) => {
-                cache.remove(stage, key);
-                None
-            }
+            cache.remove(stage, key);
+            None
         }
     }
 
@@ -278,13 +276,16 @@ pub(crate) fn prepare(
         timings,
     };
 
-    let mut report: Option<serde_json::Value> =
-        runner.cached("validate", &keys.validate, |dir| read_json(&dir.join(OUTPUT_FILE)));
-    let mut split: Option<SplitOutput> =
-        runner.cached("split", &keys.split, |dir| read_json(&dir.join(OUTPUT_FILE)));
-    let mut stats: Option<DatasetStats> =
-        runner.cached("stats", &keys.stats, |dir| read_json(&dir.join(OUTPUT_FILE)));
-    let mut transformed: Option<(Fitted, Transformed)> =
+    let report: Option<serde_json::Value> = runner.cached("validate", &keys.validate, |dir| {
+        read_json(&dir.join(OUTPUT_FILE))
+    });
+    let split: Option<SplitOutput> = runner.cached("split", &keys.split, |dir| {
+        read_json(&dir.join(OUTPUT_FILE))
+    });
+    let stats: Option<DatasetStats> = runner.cached("stats", &keys.stats, |dir| {
+        read_json(&dir.join(OUTPUT_FILE))
+    });
+    let transformed: Option<(Fitted, Transformed)> =
         runner.cached("transform", &keys.transform, |dir| {
             let fitted = read_json(&dir.join(FITTED_FILE))?;
             let bytes = fs_err::read(dir.join(MATRICES_FILE))?;
@@ -294,7 +295,8 @@ pub(crate) fn prepare(
             })?;
             Ok((fitted, matrices))
         });
-    let needs_rows = report.is_none() || split.is_none() || stats.is_none() || transformed.is_none();
+    let needs_rows =
+        report.is_none() || split.is_none() || stats.is_none() || transformed.is_none();
 
     // The rows are read only when a later stage must compute; otherwise the ingest stage's
     // metadata is all a run needs.
@@ -324,92 +326,89 @@ pub(crate) fn prepare(
         };
         (meta, Some(table))
     } else {
-        let meta = runner.cached("ingest", &keys.ingest, |dir| read_json(&dir.join(META_FILE)));
-        match meta {
-            Some(meta) => (meta, None),
+        let meta = runner.cached("ingest", &keys.ingest, |dir| {
+            read_json(&dir.join(META_FILE))
+        });
+        if let Some(meta) = meta {
+            (meta, None)
+        } else {
             // Only the metadata went missing: read the rows after all.
-            None => {
-                let (table, schema) = crate::ingest::read_typed(config)?;
-                let meta = IngestMeta {
-                    schema,
-                    rows: table.n_rows(),
-                };
-                (meta, Some(table))
-            }
+            let (table, schema) = crate::ingest::read_typed(config)?;
+            let meta = IngestMeta {
+                schema,
+                rows: table.n_rows(),
+            };
+            (meta, Some(table))
         }
     };
 
-    let report = match report.take() {
-        Some(report) => report,
-        None => {
-            let table = table.as_ref().expect("rows are read when a stage computes");
-            let clock = Instant::now();
-            let report = kiln_data::validate(table, &raw_config.validate)?;
-            if report.has_errors() {
-                return Err(Error::ValidationFailed {
-                    path: config.source().to_path_buf(),
-                    report,
-                });
-            }
-            let report = serde_json::to_value(&report).expect("reports serialize");
-            runner.store("validate", &keys.validate, clock, &report, |report, dir| {
-                write_json(&dir.join(OUTPUT_FILE), report)
-            })?;
-            report
+    let report = if let Some(report) = report {
+        report
+    } else {
+        let table = table.as_ref().expect("rows are read when a stage computes");
+        let clock = Instant::now();
+        let report = kiln_data::validate(table, &raw_config.validate)?;
+        if report.has_errors() {
+            return Err(Error::ValidationFailed {
+                path: config.source().to_path_buf(),
+                report,
+            });
         }
+        let report = serde_json::to_value(&report).expect("reports serialize");
+        runner.store("validate", &keys.validate, clock, &report, |report, dir| {
+            write_json(&dir.join(OUTPUT_FILE), report)
+        })?;
+        report
     };
     let table = table
         .map(|table| crate::ingest::derive_target(config, table))
         .transpose()?;
 
-    let split = match split.take() {
-        Some(split) => split,
-        None => {
-            let table = table.as_ref().expect("rows are read when a stage computes");
-            runner.compute(
-                "split",
-                &keys.split,
-                || split_stage(config, table, fold),
-                |output, dir| write_json(&dir.join(OUTPUT_FILE), output),
-            )?
-        }
+    let split = if let Some(split) = split {
+        split
+    } else {
+        let table = table.as_ref().expect("rows are read when a stage computes");
+        runner.compute(
+            "split",
+            &keys.split,
+            || split_stage(config, table, fold),
+            |output, dir| write_json(&dir.join(OUTPUT_FILE), output),
+        )?
     };
-    let stats = match stats.take() {
-        Some(stats) => stats,
-        None => {
-            let table = table.as_ref().expect("rows are read when a stage computes");
-            runner.compute(
-                "stats",
-                &keys.stats,
-                || {
-                    Ok(kiln_data::compute_stats_of(
-                        table,
-                        &split.split.train,
-                        &StatsOptions::default(),
-                    )?)
-                },
-                |stats, dir| write_json(&dir.join(OUTPUT_FILE), stats),
-            )?
-        }
+    let stats = if let Some(stats) = stats {
+        stats
+    } else {
+        let table = table.as_ref().expect("rows are read when a stage computes");
+        runner.compute(
+            "stats",
+            &keys.stats,
+            || {
+                Ok(kiln_data::compute_stats_of(
+                    table,
+                    &split.split.train,
+                    &StatsOptions::default(),
+                )?)
+            },
+            |stats, dir| write_json(&dir.join(OUTPUT_FILE), stats),
+        )?
     };
-    let (fitted, matrices) = match transformed.take() {
-        Some(transformed) => transformed,
-        None => {
-            let table = table.as_ref().expect("rows are read when a stage computes");
-            runner.compute(
-                "transform",
-                &keys.transform,
-                || transform_stage(config, table, &meta.schema, &split),
-                |(fitted, matrices), dir| {
-                    write_json(&dir.join(FITTED_FILE), fitted)?;
-                    let bytes = rmp_serde::to_vec_named(matrices).map_err(|e| Error::Cache {
-                        path: dir.join(MATRICES_FILE),
-                        reason: e.to_string(),
-                    })?;
-                    Ok(fs_err::write(dir.join(MATRICES_FILE), bytes)?)
-                },
-            )?
-        }
+    let (fitted, matrices) = if let Some(transformed) = transformed {
+        transformed
+    } else {
+        let table = table.as_ref().expect("rows are read when a stage computes");
+        runner.compute(
+            "transform",
+            &keys.transform,
+            || transform_stage(config, table, &meta.schema, &split),
+            |(fitted, matrices), dir| {
+                write_json(&dir.join(FITTED_FILE), fitted)?;
+                let bytes = rmp_serde::to_vec_named(matrices).map_err(|e| Error::Cache {
+                    path: dir.join(MATRICES_FILE),
+                    reason: e.to_string(),
+                })?;
+                Ok(fs_err::write(dir.join(MATRICES_FILE), bytes)?)
+            },
+        )?
     };
     let records = runner.records;
 

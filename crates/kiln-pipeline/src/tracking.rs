@@ -90,16 +90,19 @@ impl RunInfo {
 pub fn list_runs(runs: &Path) -> Result<Vec<RunInfo>> {
     let mut found = Vec::new();
     collect_runs(runs, 0, &mut found)?;
-    found.sort_by(|a, b| {
-        (a.manifest.started_at, &a.dir).cmp(&(b.manifest.started_at, &b.dir))
-    });
+    found.sort_by(|a, b| (a.manifest.started_at, &a.dir).cmp(&(b.manifest.started_at, &b.dir)));
     Ok(found)
 }
 
 fn collect_runs(dir: &Path, depth: usize, found: &mut Vec<RunInfo>) -> Result<()> {
     let mut children: Vec<PathBuf> = fs_err::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            p.is_dir()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     children.sort();
     for child in children {
@@ -158,6 +161,9 @@ pub struct RunComparison {
 }
 
 /// Compares `runs`: config differences and metrics side by side.
+///
+/// # Panics
+/// Never: every metric key is built as `split.metric`.
 pub fn compare_runs(runs: &[RunInfo]) -> RunComparison {
     let configs: Vec<BTreeMap<String, String>> =
         runs.iter().map(|r| flat_config(&r.manifest)).collect();
@@ -238,8 +244,18 @@ pub fn export_mlflow(runs: &[RunInfo], root: &Path) -> Result<MlflowExport> {
     let root_abs = std::path::absolute(root)?;
     let uri = |path: &Path| format!("file://{}", path.display());
     let mut experiments: BTreeMap<String, String> = BTreeMap::new();
-    let earliest = runs.iter().map(|r| r.manifest.started_at).min().unwrap_or(0);
-    write_experiment(staged.path(), "0", "Default", &uri(&root_abs.join("0")), earliest)?;
+    let earliest = runs
+        .iter()
+        .map(|r| r.manifest.started_at)
+        .min()
+        .unwrap_or(0);
+    write_experiment(
+        staged.path(),
+        "0",
+        "Default",
+        &uri(&root_abs.join("0")),
+        earliest,
+    )?;
     for run in runs {
         let next = (experiments.len() + 1).to_string();
         let id = experiments
@@ -286,7 +302,12 @@ fn run_id(run: &RunInfo) -> String {
     kiln_core::hash::hash_bytes(key.as_bytes())[..32].to_owned()
 }
 
-fn write_run(run: &RunInfo, experiment_dir: &Path, experiment_id: &str, location: &str) -> Result<()> {
+fn write_run(
+    run: &RunInfo,
+    experiment_dir: &Path,
+    experiment_id: &str,
+    location: &str,
+) -> Result<()> {
     let m = &run.manifest;
     let id = run_id(run);
     let dir = experiment_dir.join(&id);
@@ -345,7 +366,11 @@ fn write_run(run: &RunInfo, experiment_dir: &Path, experiment_id: &str, location
         let at = start + (end - start) * stats.epoch as u64 / epochs;
         let mut point = |name: String, value: f64| {
             if value.is_finite() {
-                let _ = writeln!(series.entry(name).or_default(), "{at} {value} {}", stats.epoch);
+                let _ = writeln!(
+                    series.entry(name).or_default(),
+                    "{at} {value} {}",
+                    stats.epoch
+                );
             }
         };
         point("train_loss".into(), stats.train_loss);
@@ -371,7 +396,12 @@ fn write_run(run: &RunInfo, experiment_dir: &Path, experiment_id: &str, location
 
     let artifacts = dir.join("artifacts");
     fs_err::create_dir_all(&artifacts)?;
-    for file in ["manifest.json", "metrics.jsonl", "pipeline.toml", "stats.json"] {
+    for file in [
+        "manifest.json",
+        "metrics.jsonl",
+        "pipeline.toml",
+        "stats.json",
+    ] {
         let from = run.dir.join(file);
         if from.is_file() {
             fs_err::copy(&from, artifacts.join(file))?;

@@ -1319,9 +1319,9 @@ mod tests {
             cases.into_iter().enumerate()
         {
             let replicated = TrainSettings {
-                optimizer,
                 batch_size,
                 devices,
+                optimizer,
                 grad_accumulation,
                 class_weights,
                 ..base.clone()
@@ -1335,7 +1335,6 @@ mod tests {
             let (b, b_last) = run_to_the_end(&one, &dir.join(format!("{i}-one")));
             let case = format!("{optimizer:?}, {devices} x {batch_size}");
             let worst = max_difference(&a_last, &b_last);
-            eprintln!("{case}: last epoch's weights, max |Δ| {worst}");
             assert!(worst <= 1e-5, "{case}: max |Δ| {worst}");
             assert_eq!(a.best_epoch, b.best_epoch, "{case}");
             let worst = max_difference(&parameters(&a), &parameters(&b));
@@ -1532,6 +1531,19 @@ mod tests {
             "{err}"
         );
         fs_err::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn class_weights_need_one_weight_per_class() {
+        let settings = TrainSettings {
+            class_weights: Some(vec![1.0, 2.0]),
+            ..Default::default()
+        };
+        let err = Stepper::<B>::new(&settings, TASK, &dev()).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "2 class weights for 3 classes: give one weight per class"
+        );
     }
 
     #[test]

@@ -52,8 +52,12 @@ fn the_manifest_records_every_input_of_the_run() {
     assert_eq!(input["path"], data.to_str().unwrap());
     assert_eq!(input["blake3"], blake3::hash(&bytes).to_hex().as_str());
     assert_eq!(input["bytes"], bytes.len());
-    let lock = fs_err::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock")).unwrap();
-    assert_eq!(manifest["cargo_lock"], blake3::hash(&lock).to_hex().as_str());
+    let lock =
+        fs_err::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock")).unwrap();
+    assert_eq!(
+        manifest["cargo_lock"],
+        blake3::hash(&lock).to_hex().as_str()
+    );
     assert_eq!(manifest["format"], 2);
     assert_eq!(manifest["seeds"]["split"], 42);
     assert_eq!(manifest["seeds"]["model_init"], 42);
@@ -68,13 +72,24 @@ fn the_manifest_records_every_input_of_the_run() {
     );
     // The scratch folder is no git work tree.
     assert!(manifest.get("git").is_none());
-    for stage in ["ingest", "validate", "split", "stats", "transform", "train", "evaluate"] {
+    for stage in [
+        "ingest",
+        "validate",
+        "split",
+        "stats",
+        "transform",
+        "train",
+        "evaluate",
+    ] {
         assert!(
             manifest["timings"][stage].as_f64().is_some(),
             "timing of {stage}"
         );
     }
-    assert_eq!(manifest["splits"]["train"]["hash"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        manifest["splits"]["train"]["hash"].as_str().unwrap().len(),
+        64
+    );
 }
 
 #[test]
@@ -97,11 +112,18 @@ fn the_stage_cache_reruns_only_the_stages_whose_inputs_changed() {
     // Only [model] changed: every data stage is reused.
     let text = fs_err::read_to_string(&config).unwrap();
     fs_err::write(&config, text.replace("hidden = [16]", "hidden = [24]")).unwrap();
-    let output = kiln(&["train", config.to_str().unwrap(), "--out", runs.to_str().unwrap()]);
+    let output = kiln(&[
+        "train",
+        config.to_str().unwrap(),
+        "--out",
+        runs.to_str().unwrap(),
+    ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let summary = String::from_utf8_lossy(&output.stdout);
     assert!(
-        summary.contains("stages    ingest cached, validate cached, split cached, stats cached, transform cached"),
+        summary.contains(
+            "stages    ingest cached, validate cached, split cached, stats cached, transform cached"
+        ),
         "the summary says what was cached:\n{summary}"
     );
     let (_, model_only) = train(&config, &runs, &[]);
@@ -169,7 +191,11 @@ fn reproduce_passes_then_names_the_changed_data_file() {
     fs_err::write(&data, text.replacen("39.1", "39.2", 1)).unwrap();
     let output = kiln(&["reproduce", run.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), stderr(&output));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        stderr(&output)
+    );
     assert!(printed.contains("DIFF"), "{printed}");
     assert!(
         printed.contains(&format!("data file {} changed", data.display())),
@@ -191,7 +217,10 @@ fn runs_list_show_compare_and_mlflow_export() {
     let output = kiln(&["runs", "list", "--runs", runs.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let table = String::from_utf8_lossy(&output.stdout);
-    assert!(table.contains("penguins-species-1") && table.contains("penguins-species-2"), "{table}");
+    assert!(
+        table.contains("penguins-species-1") && table.contains("penguins-species-2"),
+        "{table}"
+    );
     assert!(table.contains("2 runs under"), "{table}");
 
     let output = kiln(&["runs", "show", first.to_str().unwrap()]);
@@ -209,9 +238,19 @@ fn runs_list_show_compare_and_mlflow_export() {
     assert!(output.status.success(), "{}", stderr(&output));
     let comparison: Value = serde_json::from_slice(&output.stdout).unwrap();
     let diff = comparison["config_diff"].as_object().unwrap();
-    assert_eq!(diff.keys().collect::<Vec<_>>(), ["train.lr"], "only the rate differs");
+    assert_eq!(
+        diff.keys().collect::<Vec<_>>(),
+        ["train.lr"],
+        "only the rate differs"
+    );
     assert_eq!(diff["train.lr"], serde_json::json!(["0.01", "0.02"]));
-    assert_eq!(comparison["metrics"]["test.accuracy"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        comparison["metrics"]["test.accuracy"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     let store = dir.path().join("mlruns");
     let output = kiln(&[
@@ -224,8 +263,14 @@ fn runs_list_show_compare_and_mlflow_export() {
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let experiment = fs_err::read_to_string(store.join("1/meta.yaml")).unwrap();
-    assert!(experiment.contains("name: 'penguins-species'"), "{experiment}");
-    assert!(store.join("0/meta.yaml").is_file(), "MLflow's Default experiment");
+    assert!(
+        experiment.contains("name: 'penguins-species'"),
+        "{experiment}"
+    );
+    assert!(
+        store.join("0/meta.yaml").is_file(),
+        "MLflow's Default experiment"
+    );
     let mut run_dirs: Vec<PathBuf> = fs_err::read_dir(store.join("1"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -252,9 +297,10 @@ fn runs_list_show_compare_and_mlflow_export() {
         assert!(run.join("metrics/test.accuracy").is_file());
         assert!(run.join("artifacts/manifest.json").is_file());
         assert!(run.join("artifacts/bundle/model.mpk").is_file());
-        assert_eq!(
-            fs_err::read_to_string(run.join("tags/mlflow.runName")).unwrap().starts_with("penguins-species-"),
-            true
+        assert!(
+            fs_err::read_to_string(run.join("tags/mlflow.runName"))
+                .unwrap()
+                .starts_with("penguins-species-")
         );
     }
     rates.sort();
@@ -283,7 +329,9 @@ fn read_back_with_mlflow(store: &Path) {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_mlflow {
-        eprintln!("mlflow is not installed for {python}: the store's layout is checked, not read back");
+        eprintln!(
+            "mlflow is not installed for {python}: the store's layout is checked, not read back"
+        );
         return;
     }
     // MLflow 3 keeps the file store behind an opt-in.

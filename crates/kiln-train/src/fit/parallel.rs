@@ -52,7 +52,7 @@ struct Replica<B: AutodiffBackend> {
 
 /// The replicas of a data-parallel run; the first holds the weights and the optimizer.
 pub(super) struct Replicas<B: AutodiffBackend> {
-    replicas: Vec<Replica<B>>,
+    members: Vec<Replica<B>>,
     /// Rows per shard: `batch_size`.
     shard_rows: usize,
     /// Each training row's weight in its batch's loss, where not all 1.
@@ -72,7 +72,7 @@ impl<B: AutodiffBackend> Replicas<B> {
         settings: &TrainSettings,
         task: Task,
     ) -> Result<Self> {
-        let replicas = devices
+        let members = devices
             .iter()
             .map(|device| {
                 Ok(Replica {
@@ -83,11 +83,11 @@ impl<B: AutodiffBackend> Replicas<B> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let row_weights = replicas[0].objective.row_weights(settings, y);
+        let row_weights = members[0].objective.row_weights(settings, y);
         #[allow(clippy::cast_precision_loss)] // Accumulation counts are tiny.
         let accumulation = settings.grad_accumulation.max(1) as f64;
         Ok(Self {
-            replicas,
+            members,
             shard_rows: settings.batch_size.max(1),
             row_weights,
             accumulation,
@@ -117,9 +117,9 @@ impl<B: AutodiffBackend> Replicas<B> {
         };
         let total = weight(batch);
         let accumulation = self.accumulation;
-        let main = &self.replicas[0].device;
+        let main = &self.members[0].device;
         let shards: Vec<(&[i64], &Replica<B>)> =
-            batch.chunks(self.shard_rows).zip(&self.replicas).collect();
+            batch.chunks(self.shard_rows).zip(&self.members).collect();
         let (grads, losses): (Vec<_>, Vec<_>) = std::thread::scope(|scope| {
             let others: Vec<_> = shards
                 .iter()
