@@ -5,14 +5,15 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use kiln_core::BackendKind;
-use kiln_pipeline::cache::{CACHE_DIR_NAME, DEFAULT_CACHE_BYTES, StageCache};
+use kiln_core::hash::short;
+use kiln_pipeline::cache::{DEFAULT_CACHE_BYTES, StageCache};
 use kiln_pipeline::tracking::{RunInfo, compare_runs, export_mlflow, flat_config, list_runs};
 use kiln_pipeline::{Error, Manifest, Result};
 
 /// Where the stage cache lives: `--cache-dir`, else `$KILN_CACHE_DIR`, else `<runs>/.kiln-cache`.
 pub(crate) fn cache_dir(runs: &Path, flag: Option<PathBuf>) -> PathBuf {
     flag.or_else(|| std::env::var_os("KILN_CACHE_DIR").map(PathBuf::from))
-        .unwrap_or_else(|| runs.join(CACHE_DIR_NAME))
+        .unwrap_or_else(|| StageCache::in_runs_dir(runs).dir().to_path_buf())
 }
 
 /// The cache `kiln train` uses, or none with `--no-cache`.
@@ -425,8 +426,4 @@ pub(crate) fn stages_line(m: &Manifest) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(12)]
 }

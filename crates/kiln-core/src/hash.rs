@@ -44,6 +44,11 @@ pub fn hash_bytes(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
 
+/// The first 12 hex digits of a hash, for messages and tables.
+pub fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
 /// Hex blake3 of a list of row indices (for split provenance).
 pub fn hash_indices(indices: &[usize]) -> String {
     let mut hasher = blake3::Hasher::new();

@@ -59,6 +59,12 @@ impl StageCache {
         }
     }
 
+    /// The default cache of runs written under `runs`: `runs`/[`CACHE_DIR_NAME`], at most
+    /// [`DEFAULT_CACHE_BYTES`].
+    pub fn in_runs_dir(runs: &Path) -> Self {
+        Self::new(runs.join(CACHE_DIR_NAME), DEFAULT_CACHE_BYTES)
+    }
+
     /// The cache directory.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use kiln_core::BackendKind;
+use kiln_core::hash::short;
 use serde::Serialize;
 
 use crate::bundle::read_json;
@@ -263,8 +264,4 @@ fn changed_inputs(recorded: &Manifest, backend: BackendKind) -> Vec<String> {
         &kiln_core::HostInfo::detect().cpu,
     );
     changed
-}
-
-fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(12)]
 }

@@ -135,8 +135,8 @@ struct Keys {
 impl Keys {
     fn new(config: &ValidPipelineConfig, inputs: &[InputFile], fold: Option<CvFold>) -> Self {
         let raw = config.raw();
-        let section =
-            |name: &str| serde_json::to_value(raw).expect("config serializes")[name].take();
+        let whole = serde_json::to_value(raw).expect("config serializes");
+        let section = |name: &str| whole[name].clone();
         let mut data = section("data");
         // The file's content matters, not where it is.
         data["source"] = json!(null);

@@ -187,10 +187,7 @@ impl SweepOptions {
         let out_dir = out_dir.into();
         Self {
             backend,
-            cache: Some(StageCache::new(
-                out_dir.join(crate::cache::CACHE_DIR_NAME),
-                crate::cache::DEFAULT_CACHE_BYTES,
-            )),
+            cache: Some(StageCache::in_runs_dir(&out_dir)),
             out_dir,
             workers: None,
             stop: None,
