@@ -4,6 +4,7 @@ mod backends_cmd;
 mod data_cmds;
 mod export_cmd;
 mod inspect_cmd;
+mod nodes_cmd;
 mod runs_cmds;
 mod serve_cmds;
 mod sweep_cmd;
@@ -65,6 +66,14 @@ enum Command {
         /// Reads this data file instead of `[data] source`.
         #[arg(long, value_name = "FILE")]
         data: Option<PathBuf>,
+        /// Overrides `[data] memory_budget_mib`: a data file estimated larger streams in
+        /// chunks, in about this much memory.
+        #[arg(
+            long,
+            value_name = "N",
+            value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..)
+        )]
+        memory_budget_mib: Option<u64>,
         /// JSON lines on stdout (one per epoch, then the run) instead of a bar and a summary.
         #[arg(long)]
         json: bool,
@@ -77,6 +86,8 @@ enum Command {
         /// The stage cache's size limit in MiB (least recently used entries go past it).
         #[arg(long, value_name = "MIB")]
         cache_max_mib: Option<u64>,
+        #[command(flatten)]
+        nodes: nodes_cmd::NodeArgs,
     },
     /// Re-run a run from its manifest and compare: exact metrics and parameter hash on CPU
     /// backends, metrics within 1e-3 on GPUs; names the inputs that changed. Exit code 1 on a
@@ -341,10 +352,12 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
             seed,
             devices,
             data,
+            memory_budget_mib,
             json,
             no_cache,
             cache_dir,
             cache_max_mib,
+            nodes,
         } => {
             let mut config = match (&pipeline, &resume) {
                 (Some(path), _) => PipelineConfig::load(path)?,
@@ -360,15 +373,30 @@ fn run(command: Command) -> kiln_pipeline::Result<()> {
             if let Some(data) = data {
                 config.set_source(data);
             }
+            if let Some(mib) = memory_budget_mib {
+                config.set_memory_budget_mib(mib);
+            }
             if dry_run {
                 return print_dry_run(&config, json);
             }
+            let group = nodes.join()?;
+            // Nodes after the first stage their run in a scratch directory and keep nothing;
+            // they share node 0's stage cache.
+            let scratch = group
+                .as_ref()
+                .filter(|g| g.0.rank() != 0)
+                .map(nodes_cmd::scratch_out)
+                .transpose()?;
+            let run_out = scratch
+                .as_ref()
+                .map_or(out.clone(), |d| d.path().to_path_buf());
             let options = TrainOptions {
                 resume,
                 stop: Some(sigint_flag()),
                 cache: runs_cmds::train_cache(&out, cache_dir, cache_max_mib, no_cache),
                 command: std::env::args().collect(),
-                ..TrainOptions::new(backend, out)
+                nodes: group,
+                ..TrainOptions::new(backend, run_out)
             };
             train(&config, &options, json)
         }
@@ -522,6 +550,18 @@ fn train(
 ) -> kiln_pipeline::Result<()> {
     let epochs = config.raw().train.epochs;
     let batch_size = config.raw().train.batch_size as u64;
+    let rank = options.nodes.as_ref().map_or(0, |g| g.0.rank());
+    if rank != 0 {
+        // Node 0 shows the progress; this node reports that it took part.
+        let m = kiln_pipeline::train(config, options, Observer::default())?.manifest;
+        eprintln!(
+            "node {rank} of {}: trained {} epochs; weights equal node 0's (parameter hash {})",
+            m.nodes,
+            m.epochs_run,
+            kiln_core::hash::short(&m.parameter_hash)
+        );
+        return Ok(());
+    }
     let display = if json {
         Display::Json
     } else if std::io::stderr().is_terminal() {
@@ -588,11 +628,14 @@ fn train(
         )
         .collect();
     writeln!(stdout, "run       {}", summary.run_dir.display())?;
-    let replicas = if m.devices > 1 {
+    let mut replicas = if m.devices > 1 {
         format!(", {} data-parallel devices", m.devices)
     } else {
         String::new()
     };
+    if m.nodes > 1 {
+        let _ = write!(replicas, ", {} nodes", m.nodes);
+    }
     writeln!(
         stdout,
         "backend   {} on {}{replicas}",
@@ -614,7 +657,15 @@ fn train(
         widths.join("-"),
         m.parameters
     )?;
-    writeln!(stdout, "stages    {}", runs_cmds::stages_line(m))?;
+    if let Some(s) = &m.streaming {
+        writeln!(
+            stdout,
+            "streamed  {} MiB budget: {}-row chunks, {}-row shuffle buffer, {} passes",
+            s.memory_budget_mib, s.chunk_rows, s.shuffle_rows, s.passes
+        )?;
+    } else {
+        writeln!(stdout, "stages    {}", runs_cmds::stages_line(m))?;
+    }
     writeln!(
         stdout,
         "train     {} epochs, best {}, {:.0} samples/s",

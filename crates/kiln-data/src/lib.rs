@@ -44,7 +44,7 @@ pub use schema::{
     infer_schema_with,
 };
 pub use source::{Compression, Format, ReadOptions, input_files, read_chunks, read_table};
-pub use split::{Fold, Split, SplitFractions, SplitHashes, k_fold, stratified_k_fold};
+pub use split::{Fold, RowSplitter, Split, SplitFractions, SplitHashes, k_fold, stratified_k_fold};
 pub use stats::{DatasetStats, StatsOptions, compute_stats, compute_stats_of};
 pub use table::{ColumnRef, Table};
 pub use validate::{Severity, ValidationConfig, ValidationReport, validate};

@@ -165,6 +165,40 @@ impl Split {
     }
 }
 
+/// Which split each row of a stream goes to, from a hash of the seed and the row's index
+/// alone: a pass over a file larger than memory assigns rows without holding them, and every
+/// pass (and every rerun with the seed) assigns them alike. Each split's size is its fraction
+/// of the rows up to sampling noise (a random split, not a shuffled cut).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowSplitter {
+    key: u64,
+    fractions: SplitFractions,
+}
+
+impl RowSplitter {
+    /// The splitter of `seed` at `fractions`.
+    pub fn new(seed: u64, fractions: SplitFractions) -> Self {
+        let key = rand::RngExt::random(&mut kiln_core::rng::stream(seed, "split/stream"));
+        Self { key, fractions }
+    }
+
+    /// The split of the 0-based data row `row`: 0 train, 1 valid, 2 test.
+    pub fn assign(&self, row: u64) -> usize {
+        // splitmix64's finalizer: every bit of the row index moves every output bit.
+        let mut z = self.key ^ row.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        #[allow(clippy::cast_precision_loss)] // The top 53 bits convert exactly.
+        let u = (z >> 11) as f64 / (1_u64 << 53) as f64;
+        let f = self.fractions;
+        [f.test, f.test + f.valid, f64::INFINITY]
+            .iter()
+            .position(|&bound| u < bound)
+            .map_or(0, |i| 2 - i)
+    }
+}
+
 /// Hex blake3 hashes of a split's row indices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SplitHashes {
@@ -314,5 +348,21 @@ mod tests {
     fn bad_fractions_are_rejected() {
         assert!(SplitFractions::new(0.5, 0.5).is_err());
         assert!(SplitFractions::new(-0.1, 0.2).is_err());
+    }
+
+    #[test]
+    fn row_splitter_is_seeded_and_near_its_fractions() {
+        let f = SplitFractions::new(0.1, 0.2).unwrap();
+        let a = RowSplitter::new(7, f);
+        let mut counts = [0_usize; 3];
+        for row in 0..100_000 {
+            counts[a.assign(row)] += 1;
+            assert_eq!(a.assign(row), RowSplitter::new(7, f).assign(row));
+        }
+        assert!((69_000..71_000).contains(&counts[0]), "{counts:?}");
+        assert!((9_500..10_500).contains(&counts[1]), "{counts:?}");
+        assert!((19_500..20_500).contains(&counts[2]), "{counts:?}");
+        let b = RowSplitter::new(8, f);
+        assert!((0..100).any(|row| a.assign(row) != b.assign(row)));
     }
 }

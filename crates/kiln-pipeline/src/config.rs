@@ -129,6 +129,16 @@ pub struct DataSection {
     /// Columns not read at all (leaks, junk); the same as `role = "ignore"`.
     #[serde(default)]
     pub drop: Vec<String>,
+    /// Stream the file in chunks instead of loading it (see `streaming.rs`): `true` always,
+    /// `false` never; when absent, when the file's estimated size exceeds
+    /// `memory_budget_mib`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<bool>,
+    /// Memory for the data in MiB: a file estimated larger streams, and a streaming run sizes
+    /// its chunks, shuffle buffer and evaluation samples to fit it (256 when streaming is
+    /// forced without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_budget_mib: Option<u64>,
 }
 
 fn default_header() -> bool {
@@ -596,6 +606,11 @@ impl ValidPipelineConfig {
     /// Replaces the seed (the `--seed` flag).
     pub fn set_seed(&mut self, seed: u64) {
         self.raw.pipeline.seed = seed;
+    }
+
+    /// Replaces `[data] memory_budget_mib` (the `--memory-budget-mib` flag).
+    pub fn set_memory_budget_mib(&mut self, mib: u64) {
+        self.raw.data.memory_budget_mib = Some(mib);
     }
 
     /// Replaces `[train] devices` (the `--devices` flag); 0 is refused when training starts.

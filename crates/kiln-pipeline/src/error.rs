@@ -163,6 +163,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A setting that needs every row at once, in a run that streams its data.
+    #[error("{option}: {reason}; this run streams its data ([data] streaming, memory_budget_mib)")]
+    NotStreamable {
+        /// The setting.
+        option: &'static str,
+        /// Why it cannot stream.
+        reason: String,
+    },
     /// The data has no row with a target.
     #[error("{}: no row has a value in the target column `{target}`", path.display())]
     NoLabelledRows {

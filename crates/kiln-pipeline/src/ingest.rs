@@ -59,8 +59,19 @@ pub(crate) fn hash_input(path: &Path) -> Result<FileHash> {
 /// Reads `config`'s data file and types it with the pipeline's column settings and roles:
 /// the table as `[validate]` sees it, and the schema of the columns read.
 pub(crate) fn read_typed(config: &ValidPipelineConfig) -> Result<(Table, Schema)> {
-    let data = &config.raw().data;
     let raw = kiln_data::read_table(config.source(), config.read_options())?;
+    let schema = typed_schema(config, &raw)?;
+    let table = raw.conform(&schema, &[])?;
+    Ok((table, schema))
+}
+
+/// The schema of the columns `config` reads, inferred from `raw`'s first `infer_rows` rows
+/// with the pipeline's column settings and roles.
+pub(crate) fn typed_schema(
+    config: &ValidPipelineConfig,
+    raw: &kiln_data::RawTable,
+) -> Result<Schema> {
+    let data = &config.raw().data;
     let mut specs = data.columns.clone();
     for (name, role) in config.roles() {
         let column_type = specs.get(&name).and_then(|s| s.column_type());
@@ -72,10 +83,9 @@ pub(crate) fn read_typed(config: &ValidPipelineConfig) -> Result<(Table, Schema)
             }),
         );
     }
-    let mut schema = kiln_data::infer_schema_with(&raw, data.infer_rows, &specs)?;
+    let mut schema = kiln_data::infer_schema_with(raw, data.infer_rows, &specs)?;
     schema.columns.retain(|c| c.role != ColumnRole::Ignore);
-    let table = raw.conform(&schema, &[])?;
-    Ok((table, schema))
+    Ok(schema)
 }
 
 /// The table with a `target_above` target replaced by the boolean it derives.

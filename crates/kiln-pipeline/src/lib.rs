@@ -28,6 +28,7 @@ mod report;
 pub mod reproduce;
 mod run;
 mod stages;
+mod streaming;
 pub mod sweep;
 pub mod tracking;
 
@@ -47,9 +48,10 @@ pub use provenance::GitRevision;
 pub use report::{REPORT_FILE, report};
 pub use reproduce::{Reproduction, reproduce};
 pub use run::{
-    AnyPredictor, CvFold, DryRun, MANIFEST_FORMAT, Manifest, Observer, RunSummary, Scores,
-    SplitRecord, TrainOptions, dry_run, resume_config, train,
+    AnyPredictor, CvFold, DryRun, MANIFEST_FORMAT, Manifest, NodeGroup, Observer, RunSummary,
+    Scores, SplitRecord, TrainOptions, dry_run, resume_config, train,
 };
 pub use stages::{InputFile, STAGES, StageRecord};
+pub use streaming::{DEFAULT_BUDGET_MIB, StreamingRecord};
 pub use sweep::{Leaderboard, Sweep, SweepEvent, SweepOptions, SweepSummary};
 pub use tracking::{RunInfo, compare_runs, export_mlflow, list_runs};

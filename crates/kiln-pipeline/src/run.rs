@@ -13,6 +13,7 @@ use kiln_core::hash::{FileHash, hash_bytes, hash_indices};
 use kiln_core::{BackendKind, BackendVisitor, DeviceInfo, HostInfo, Matrix, Precision};
 use kiln_data::{ColumnRef, DatasetStats, Schema, Table};
 use kiln_models::{LayerSummary, ModelSpec};
+use kiln_train::collective::Collective;
 use kiln_train::{EpochStats, Hooks, Outcome, StepProgress, Task, TrainSettings};
 use kiln_transform::Targets;
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,24 @@ pub struct TrainOptions {
     pub cache: Option<StageCache>,
     /// The command line that started the run, for the manifest.
     pub command: Vec<String>,
+    /// The other nodes of a multi-node run: this one trains on its shard of the training rows,
+    /// and only node 0 evaluates and keeps its run directory (see [`NodeGroup`]).
+    pub nodes: Option<NodeGroup>,
+}
+
+/// This process's place among the nodes of a multi-node run.
+///
+/// Every node reads the whole data file and runs the same data stages (identical, and
+/// cached), so the transforms are fitted on every training row; each then trains on the
+/// training rows it owns by row hash ([`kiln_train::collective::owns_row`]), and the
+/// gradients are summed every step ([`kiln_train::fit`]).
+#[derive(Clone)]
+pub struct NodeGroup(pub Arc<dyn Collective + Send + Sync>);
+
+impl std::fmt::Debug for NodeGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "node {} of {}", self.0.rank(), self.0.nodes())
+    }
 }
 
 impl TrainOptions {
@@ -59,6 +78,7 @@ impl TrainOptions {
             stop: None,
             fold: None,
             command: Vec::new(),
+            nodes: None,
         }
     }
 }
@@ -147,6 +167,9 @@ pub struct Manifest {
     /// Data-parallel devices training ran on (`[train] devices`; 1 before kiln recorded it).
     #[serde(default = "one_device")]
     pub devices: usize,
+    /// Nodes (processes) training ran on, each on its shard of the training rows.
+    #[serde(default = "one_device")]
+    pub nodes: usize,
     /// The machine.
     pub host: HostInfo,
     /// The model.
@@ -199,6 +222,10 @@ pub struct Manifest {
     /// weights are, unlike the record file, which also holds parameter ids.
     #[serde(default)]
     pub parameter_hash: String,
+    /// How the data streamed, when the run streamed it (`[data] streaming`,
+    /// `memory_budget_mib`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<crate::StreamingRecord>,
 }
 
 fn one_device() -> usize {
@@ -249,11 +276,36 @@ pub fn train(
     let mut timings = BTreeMap::new();
     let started = Instant::now();
     let started_at = unix_millis();
-    let prepared = prepare(config, options.fold, options.cache.as_ref(), &mut timings)?;
+    let mut prepared = match crate::streaming::budget(config)? {
+        Some(budget_mib) => {
+            if options.fold.is_some() {
+                return Err(Error::NotStreamable {
+                    option: "sweep folds",
+                    reason: "cross-validation folds need every row at once".into(),
+                });
+            }
+            if options.resume.is_some() {
+                return Err(Error::NotStreamable {
+                    option: "--resume",
+                    reason: "a streaming run does not resume; start it again".into(),
+                });
+            }
+            crate::streaming::prepare(config, budget_mib, &mut timings)?
+        }
+        None => prepare(config, options.fold, options.cache.as_ref(), &mut timings)?,
+    };
     let resume = options
         .resume
         .as_deref()
         .map(|r| resume_point(r, prepared.data_hash()))
+        .transpose()?;
+    let nodes = options
+        .nodes
+        .as_ref()
+        .map(|n| &*n.0 as &dyn Collective)
+        .filter(|n| n.nodes() > 1);
+    let shard = nodes
+        .map(|n| node_shard(config, &prepared, n, options))
         .transpose()?;
     let staged = StagedDir::new(&options.out_dir.join(&config.raw().pipeline.name))?;
     let bundle_dir = staged.path().join("bundle");
@@ -278,9 +330,21 @@ pub fn train(
             resume: resume.as_deref(),
             stop: options.stop.as_deref(),
             observer,
+            nodes,
+            shard: shard.as_ref(),
         },
     )??;
     timings.insert("train".into(), trained.train_seconds);
+    if nodes.is_some() {
+        // Part of `train`: the gradient sums across nodes, waiting for the slowest included.
+        timings.insert("allreduce".into(), trained.exchange_seconds);
+        #[allow(clippy::cast_precision_loss)] // Step counts are far below 2^52.
+        let steps = trained.exchanges.max(1) as f64;
+        timings.insert(
+            "allreduce_per_step".into(),
+            trained.exchange_seconds / steps,
+        );
+    }
     let mut log = String::new();
     for stats in &trained.history {
         log.push_str(&serde_json::to_string(stats).expect("epoch stats serialize"));
@@ -290,7 +354,9 @@ pub fn train(
 
     let mut metrics = BTreeMap::new();
     let mut confusion = BTreeMap::new();
-    if trained.outcome != Outcome::Interrupted {
+    // Every node holds the same weights: node 0 alone evaluates and keeps the run.
+    let writer = nodes.is_none_or(|n| n.rank() == 0);
+    if trained.outcome != Outcome::Interrupted && writer {
         let evaluate_started = Instant::now();
         // Evaluated in the precision it trained in: the device keeps its float type.
         let predictor = kiln_core::dispatch_with(
@@ -298,17 +364,28 @@ pub fn train(
             precision,
             LoadVisitor { dir: &bundle_dir },
         )??;
-        for (i, name) in SPLIT_NAMES.iter().enumerate().skip(1) {
-            if !split_rows(&prepared.split, i).is_empty() {
-                let scores =
-                    predictor.score_encoded(&prepared.x[i], &prepared.y[i], &prepared.truth[i]);
-                metrics.insert(
-                    (*name).to_owned(),
-                    config.raw().evaluate.select(scores.metrics),
-                );
-                if let Some(matrix) = scores.confusion {
-                    confusion.insert((*name).to_owned(), matrix);
-                }
+        let scored = match &mut prepared.stream {
+            Some(stream) => {
+                crate::streaming::evaluate(stream, &predictor, config.raw().pipeline.seed)?
+            }
+            None => SPLIT_NAMES
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter(|&(i, _)| !split_rows(&prepared.split, i).is_empty())
+                .map(|(i, name)| {
+                    let (x, y, truth) = (&prepared.x[i], &prepared.y[i], &prepared.truth[i]);
+                    (*name, predictor.score_encoded(x, y, truth))
+                })
+                .collect(),
+        };
+        for (name, scores) in scored {
+            metrics.insert(
+                name.to_owned(),
+                config.raw().evaluate.select(scores.metrics),
+            );
+            if let Some(matrix) = scores.confusion {
+                confusion.insert(name.to_owned(), matrix);
             }
         }
         timings.insert("evaluate".into(), evaluate_started.elapsed().as_secs_f64());
@@ -316,20 +393,23 @@ pub fn train(
 
     let raw_config = serde_json::to_value(config.raw()).expect("config serializes");
     let config_hash = hash_bytes(raw_config.to_string().as_bytes());
-    let splits = SPLIT_NAMES
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let rows = split_rows(&prepared.split, i);
-            (
-                (*name).to_owned(),
-                SplitRecord {
-                    rows: rows.len(),
-                    hash: hash_indices(rows),
-                },
-            )
-        })
-        .collect();
+    let splits: BTreeMap<String, SplitRecord> = match &prepared.stream {
+        Some(stream) => stream.splits.clone(),
+        None => SPLIT_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let rows = split_rows(&prepared.split, i);
+                (
+                    (*name).to_owned(),
+                    SplitRecord {
+                        rows: rows.len(),
+                        hash: hash_indices(rows),
+                    },
+                )
+            })
+            .collect(),
+    };
     timings.insert("total".into(), started.elapsed().as_secs_f64());
     let seed = config.raw().pipeline.seed;
     let seeds = [
@@ -365,6 +445,7 @@ pub fn train(
         device: trained.device,
         precision,
         devices: settings.devices,
+        nodes: nodes.map_or(1, Collective::nodes),
         host: HostInfo::detect(),
         model: prepared.spec.model.clone(),
         parameters: prepared.spec.model.num_params(),
@@ -384,8 +465,14 @@ pub fn train(
         started_at,
         finished_at: unix_millis(),
         parameter_hash: trained.parameter_hash,
+        streaming: prepared.stream.as_ref().map(|s| s.record.clone()),
     };
-    write_json(&staged.path().join("splits.json"), &prepared.split)?;
+    if prepared.stream.is_some() {
+        // The rows are not listed: each row's split is a hash of the seed and its index.
+        write_json(&staged.path().join("splits.json"), &manifest.splits)?;
+    } else {
+        write_json(&staged.path().join("splits.json"), &prepared.split)?;
+    }
     write_json(&staged.path().join("validation.json"), &prepared.report)?;
     write_json(&staged.path().join(STATS_FILE), &prepared.stats)?;
     if trained.outcome != Outcome::Interrupted {
@@ -509,6 +596,8 @@ struct TrainedSummary {
     best_epoch: usize,
     train_seconds: f64,
     samples_per_second: f64,
+    exchange_seconds: f64,
+    exchanges: usize,
 }
 
 struct TrainVisitor<'a> {
@@ -519,6 +608,9 @@ struct TrainVisitor<'a> {
     resume: Option<&'a Path>,
     stop: Option<&'a AtomicBool>,
     observer: Observer<'a>,
+    nodes: Option<&'a dyn Collective>,
+    /// This node's training rows, in a multi-node run.
+    shard: Option<&'a (Matrix, Targets)>,
 }
 
 impl BackendVisitor for TrainVisitor<'_> {
@@ -527,21 +619,26 @@ impl BackendVisitor for TrainVisitor<'_> {
     fn visit<B: AutodiffBackend>(self, device: B::Device, info: DeviceInfo) -> Self::Output {
         let p = self.prepared;
         let model = p.spec.model.init::<B>(self.settings.seed, &device);
-        let trained = kiln_train::fit(
-            model,
-            (&p.x[0], &p.y[0]),
-            (&p.x[1], &p.y[1]),
-            p.spec.task(),
-            self.settings,
-            &device,
-            Hooks {
-                on_epoch: self.observer.on_epoch,
-                on_step: self.observer.on_step,
-                stop: self.stop,
-                checkpoints: Some(self.checkpoints),
-                resume: self.resume,
-            },
-        )?;
+        let hooks = Hooks {
+            on_epoch: self.observer.on_epoch,
+            on_step: self.observer.on_step,
+            stop: self.stop,
+            checkpoints: Some(self.checkpoints),
+            resume: self.resume,
+            nodes: self.nodes,
+        };
+        let trained = match &p.stream {
+            Some(stream) => crate::streaming::fit(p, stream, model, self.settings, &device, hooks)?,
+            None => kiln_train::fit(
+                model,
+                self.shard.map_or((&p.x[0], &p.y[0]), |(x, y)| (x, y)),
+                (&p.x[1], &p.y[1]),
+                p.spec.task(),
+                self.settings,
+                &device,
+                hooks,
+            )?,
+        };
         if trained.outcome != Outcome::Interrupted {
             fs_err::create_dir_all(self.bundle_dir)?;
             p.spec.save(self.bundle_dir, &trained.model)?;
@@ -554,6 +651,8 @@ impl BackendVisitor for TrainVisitor<'_> {
             best_epoch: trained.best_epoch,
             train_seconds: trained.train_seconds,
             samples_per_second: trained.samples_per_second,
+            exchange_seconds: trained.exchange_seconds,
+            exchanges: trained.exchanges,
         })
     }
 }
@@ -733,19 +832,79 @@ impl AnyPredictor {
     /// `y`; a regression is scored against `truth`, the targets in the file's units (not the
     /// f32 standardized encoding).
     pub(crate) fn score_encoded(&self, x: &Matrix, y: &Targets, truth: &[f64]) -> Scores {
-        match (self.0.predict_matrix(x), y) {
-            (Predictions::Classes { probabilities, .. }, Targets::Classes(labels)) => Scores {
-                metrics: kiln_train::metrics::classification(&probabilities, labels),
-                confusion: Some(kiln_train::metrics::confusion_matrix(
-                    &probabilities,
-                    labels,
-                )),
-            },
-            (Predictions::Values(predicted), Targets::Values(_)) => Scores {
-                metrics: kiln_train::metrics::regression(&predicted, truth),
-                confusion: None,
-            },
-            _ => unreachable!("predictions and targets come from one fitted target"),
-        }
+        score_predictions(self.0.predict_matrix(x), y, truth)
     }
+}
+
+/// Metrics of `predictions` against the encoded targets `y` (classification) or `truth`, the
+/// targets in the file's units (regression).
+pub(crate) fn score_predictions(predictions: Predictions, y: &Targets, truth: &[f64]) -> Scores {
+    match (predictions, y) {
+        (Predictions::Classes { probabilities, .. }, Targets::Classes(labels)) => Scores {
+            metrics: kiln_train::metrics::classification(&probabilities, labels),
+            confusion: Some(kiln_train::metrics::confusion_matrix(
+                &probabilities,
+                labels,
+            )),
+        },
+        (Predictions::Values(predicted), Targets::Values(_)) => Scores {
+            metrics: kiln_train::metrics::regression(&predicted, truth),
+            confusion: None,
+        },
+        _ => unreachable!("predictions and targets come from one fitted target"),
+    }
+}
+
+/// This node's shard of the training rows, after checking that every node runs the same
+/// pipeline on the same data.
+fn node_shard(
+    config: &ValidPipelineConfig,
+    prepared: &Prepared,
+    nodes: &dyn Collective,
+    options: &TrainOptions,
+) -> Result<(Matrix, Targets)> {
+    let refuse = |what: &str| {
+        Err(Error::Train(kiln_train::Error::Nodes {
+            message: format!("{what} is not supported across nodes"),
+        }))
+    };
+    if prepared.stream.is_some() {
+        return refuse("streaming data larger than the memory budget");
+    }
+    if options.resume.is_some() {
+        return refuse("--resume");
+    }
+    if config.raw().model.norm == kiln_models::Norm::Batch {
+        // Each node's running statistics would follow its own shard.
+        return refuse("norm = \"batch\"");
+    }
+    let identity = format!(
+        "{}{}",
+        serde_json::to_string(config.raw()).expect("config serializes"),
+        prepared.data_hash().blake3
+    );
+    let fingerprint = u64::from_le_bytes(
+        blake3::hash(identity.as_bytes()).as_bytes()[..8]
+            .try_into()
+            .expect("8 bytes"),
+    );
+    let what = format!(
+        "node {} of {}: the start of the run",
+        nodes.rank(),
+        nodes.nodes()
+    );
+    kiln_train::collective::agree(nodes, &what, fingerprint, 0)?;
+    let (x, y) = (&prepared.x[0], &prepared.y[0]);
+    let own: Vec<usize> = split_rows(&prepared.split, 0)
+        .iter()
+        .enumerate()
+        .filter(|&(_, &row)| kiln_train::collective::owns_row(row, nodes.rank(), nodes.nodes()))
+        .map(|(i, _)| i)
+        .collect();
+    let data = own.iter().flat_map(|&i| x.row(i).iter().copied()).collect();
+    let targets = match y {
+        Targets::Classes(c) => Targets::Classes(own.iter().map(|&i| c[i]).collect()),
+        Targets::Values(v) => Targets::Values(own.iter().map(|&i| v[i]).collect()),
+    };
+    Ok((Matrix::new(data, own.len(), x.cols), targets))
 }

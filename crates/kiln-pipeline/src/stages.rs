@@ -70,6 +70,9 @@ pub(crate) struct Prepared {
     /// are computed against these, not the f32 standardized encoding.
     pub(crate) truth: [Vec<f64>; 3],
     pub(crate) stages: BTreeMap<String, StageRecord>,
+    /// How to read the rows again when the run streams them (`x` and `y` then hold only
+    /// the valid sample; `split` is empty, the manifest's splits come from here).
+    pub(crate) stream: Option<crate::streaming::Stream>,
 }
 
 impl Prepared {
@@ -412,30 +415,7 @@ pub(crate) fn prepare(
     };
     let records = runner.records;
 
-    let task = crate::bundle::task_of(&fitted.target);
-    let loss = raw_config
-        .train
-        .loss
-        .unwrap_or_else(|| LossKind::default_for(task));
-    let model = raw_config.model.spec(
-        fitted.features.width(),
-        loss.outputs(task),
-        &fitted.features.index_columns(),
-    );
-    model.check()?;
-    check_metrics(config, task)?;
-    let spec = BundleSpec {
-        format: BUNDLE_FORMAT,
-        schema: meta.schema,
-        csv: config.read_options().csv.clone(),
-        data_format: config.read_options().format,
-        target_above: raw_config.data.target_above,
-        features: fitted.features,
-        target: fitted.target,
-        model,
-        validate: raw_config.validate.clone(),
-        drift: raw_config.drift.clone(),
-    };
+    let spec = bundle_spec(config, meta.schema, fitted.features, fitted.target)?;
     Ok(Prepared {
         inputs,
         rows: meta.rows,
@@ -449,6 +429,53 @@ pub(crate) fn prepare(
         y: matrices.y,
         truth: matrices.truth,
         stages: records,
+        stream: None,
+    })
+}
+
+/// The bundle of `config`'s run from its schema and fitted transforms: the model sized to
+/// the features and the task, checked, with the `[evaluate]` metrics checked too.
+///
+/// # Errors
+/// [`Error::TooFewClasses`]; model and `[evaluate]` config errors.
+pub(crate) fn bundle_spec(
+    config: &ValidPipelineConfig,
+    schema: Schema,
+    features: FittedFeatures,
+    target: FittedTarget,
+) -> Result<BundleSpec> {
+    let raw_config = config.raw();
+    if let FittedTarget::Classification { classes, .. } = &target
+        && classes.len() < 2
+    {
+        return Err(Error::TooFewClasses {
+            target: raw_config.data.target.clone(),
+            classes: classes.len(),
+        });
+    }
+    let task = crate::bundle::task_of(&target);
+    let loss = raw_config
+        .train
+        .loss
+        .unwrap_or_else(|| LossKind::default_for(task));
+    let model = raw_config.model.spec(
+        features.width(),
+        loss.outputs(task),
+        &features.index_columns(),
+    );
+    model.check()?;
+    check_metrics(config, task)?;
+    Ok(BundleSpec {
+        format: BUNDLE_FORMAT,
+        schema,
+        csv: config.read_options().csv.clone(),
+        data_format: config.read_options().format,
+        target_above: raw_config.data.target_above,
+        features,
+        target,
+        model,
+        validate: raw_config.validate.clone(),
+        drift: raw_config.drift.clone(),
     })
 }
 
@@ -502,29 +529,7 @@ fn transform_stage(
     let target_name = raw_config.data.target.as_str();
     let train_rows = &split.split.train;
     let target = FittedTarget::fit(table, target_name, split.kind, train_rows)?;
-    if let FittedTarget::Classification { classes, .. } = &target
-        && classes.len() < 2
-    {
-        return Err(Error::TooFewClasses {
-            target: target_name.to_owned(),
-            classes: classes.len(),
-        });
-    }
-    // Only feature columns are model inputs (not the target, ids, weights, groups, times).
-    let not_features: Vec<&str> = schema
-        .columns
-        .iter()
-        .filter(|c| c.role != ColumnRole::Feature)
-        .map(|c| c.name.as_str())
-        .collect();
-    let mut plan = FeaturePlan::new(schema, &not_features, raw_config.features.clone())
-        .target(&target)
-        .seed(raw_config.pipeline.seed);
-    match raw_config.model.kind {
-        ModelKind::Tabular => plan = plan.categorical_as_index(),
-        ModelKind::Cnn => plan = plan.image(raw_config.model.image.map_or(1, |i| i.channels)),
-        ModelKind::Linear | ModelKind::Mlp => {}
-    }
+    let plan = feature_plan(config, schema).target(&target);
     let (features, x_train) = plan.fit_transform(table, train_rows)?;
     // The train rows come from fit_transform: cross-fitted where target encoding needs it.
     let mut x = vec![x_train];
@@ -551,6 +556,25 @@ fn transform_stage(
             truth: truth.try_into().expect("three splits"),
         },
     ))
+}
+
+/// The transforms `config` plans for `schema`'s feature columns, by the model kind.
+pub(crate) fn feature_plan(config: &ValidPipelineConfig, schema: &Schema) -> FeaturePlan {
+    let raw_config = config.raw();
+    // Only feature columns are model inputs (not the target, ids, weights, groups, times).
+    let not_features: Vec<&str> = schema
+        .columns
+        .iter()
+        .filter(|c| c.role != ColumnRole::Feature)
+        .map(|c| c.name.as_str())
+        .collect();
+    let plan = FeaturePlan::new(schema, &not_features, raw_config.features.clone())
+        .seed(raw_config.pipeline.seed);
+    match raw_config.model.kind {
+        ModelKind::Tabular => plan.categorical_as_index(),
+        ModelKind::Cnn => plan.image(raw_config.model.image.map_or(1, |i| i.channels)),
+        ModelKind::Linear | ModelKind::Mlp => plan,
+    }
 }
 
 /// Refuses `[evaluate] metrics` that are not metrics of `task`.

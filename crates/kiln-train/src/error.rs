@@ -58,6 +58,12 @@ pub enum Error {
     /// The data-parallel devices asked for are not there.
     #[error(transparent)]
     Devices(#[from] kiln_core::Error),
+    /// The nodes of a multi-node run cannot train together.
+    #[error("multi-node training: {message}")]
+    Nodes {
+        /// What is wrong, and what to do.
+        message: String,
+    },
     /// Targets of the wrong kind for the task.
     #[error("targets do not match the task: {task:?}")]
     TargetMismatch {

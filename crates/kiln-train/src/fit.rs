@@ -19,11 +19,16 @@ use kiln_transform::Targets;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::collective::Collective;
 use crate::metrics;
 use crate::optim::{AnyOptimizer, GradClip, OptimizerKind, Progress, Schedule};
 use crate::{Error, Result};
 
+mod nodes;
 mod parallel;
+mod stream;
+
+pub use stream::{BatchSource, ShuffleBuffer, StreamedBatch, fit_stream};
 
 /// What is learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,6 +288,10 @@ pub struct Trained<B: AutodiffBackend> {
     pub train_seconds: f64,
     /// Training rows processed per second of training steps.
     pub samples_per_second: f64,
+    /// Seconds this node spent in the gradient sums of a multi-node run (0 otherwise).
+    pub exchange_seconds: f64,
+    /// Gradient sums of a multi-node run: one per step.
+    pub exchanges: usize,
 }
 
 /// Callbacks and controls of a [`fit`] call.
@@ -297,6 +306,8 @@ pub struct Hooks<'a> {
     pub checkpoints: Option<&'a Path>,
     /// A checkpoint to continue from.
     pub resume: Option<&'a Path>,
+    /// The other nodes of a multi-node run; the training rows given are this node's shard.
+    pub nodes: Option<&'a dyn Collective>,
 }
 
 impl Default for Hooks<'_> {
@@ -307,6 +318,7 @@ impl Default for Hooks<'_> {
             stop: None,
             checkpoints: None,
             resume: None,
+            nodes: None,
         }
     }
 }
@@ -536,6 +548,41 @@ struct LoopState {
     samples: usize,
 }
 
+impl LoopState {
+    /// The next step's learning rate and its seed for the backend RNG (dropout draws from it:
+    /// seeding it per step makes any resume point exact).
+    fn next_step(&self, settings: &TrainSettings, steps_per_epoch: usize) -> (f64, u64) {
+        let lr = settings.schedule.lr(
+            settings.lr,
+            Progress {
+                epoch: self.epoch,
+                step: self.global_step,
+                steps_per_epoch,
+                epochs: settings.epochs,
+            },
+            self.plateau.decays,
+        );
+        let seed = settings.seed ^ (self.global_step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (lr, seed)
+    }
+
+    /// The state before the first step.
+    fn new(batch_rows: usize) -> Self {
+        Self {
+            epoch: 0,
+            step_in_epoch: 0,
+            global_step: 0,
+            batch_rows,
+            epoch_losses: Vec::new(),
+            history: Vec::new(),
+            best: None,
+            plateau: Plateau::default(),
+            train_seconds: 0.0,
+            samples: 0,
+        }
+    }
+}
+
 /// Reduce-on-plateau bookkeeping.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 struct Plateau {
@@ -619,24 +666,27 @@ pub fn fit<B: AutodiffBackend>(
         None
     };
     let batch_rows = settings.batch_size.max(1) * devices.len();
-    let steps_per_epoch = x.rows.div_ceil(batch_rows);
-    let mode = settings
-        .monitor
-        .mode
-        .unwrap_or_else(|| Mode::of(&settings.monitor.metric));
-
-    let mut state = LoopState {
-        epoch: 0,
-        step_in_epoch: 0,
-        global_step: 0,
-        batch_rows,
-        epoch_losses: Vec::new(),
-        history: Vec::new(),
-        best: None,
-        plateau: Plateau::default(),
-        train_seconds: 0.0,
-        samples: 0,
+    let mut nodes = match hooks.nodes.filter(|c| c.nodes() > 1) {
+        Some(_) if hooks.resume.is_some() => {
+            return Err(Error::Nodes {
+                message: "resuming is not supported across nodes".into(),
+            });
+        }
+        Some(c) => Some(nodes::Nodes::new(
+            c,
+            &stepper,
+            &model,
+            (x.rows, y),
+            settings,
+            task,
+        )?),
+        None => None,
     };
+    let steps_per_epoch = nodes
+        .as_ref()
+        .map_or(x.rows.div_ceil(batch_rows), |n| n.steps_per_epoch);
+
+    let mut state = LoopState::new(batch_rows);
     let mut best_model: Option<Net<B::InnerBackend>> = None;
     if let Some(dir) = hooks.resume {
         let checkpoint_error = |message: String| Error::Checkpoint {
@@ -675,28 +725,31 @@ pub fn fit<B: AutodiffBackend>(
     'epochs: while state.epoch < settings.epochs {
         let epoch = state.epoch + 1;
         let mut order: Vec<i64> = (0..i64::try_from(x.rows).expect("row count fits i64")).collect();
-        order.shuffle(&mut kiln_core::rng::stream(
-            settings.seed,
-            &format!("shuffle/epoch-{epoch}"),
-        ));
+        let stream = match &nodes {
+            Some(n) => format!("shuffle/epoch-{epoch}/node-{}", n.rank()),
+            None => format!("shuffle/epoch-{epoch}"),
+        };
+        order.shuffle(&mut kiln_core::rng::stream(settings.seed, &stream));
         let started = Instant::now();
         let mut losses = Vec::with_capacity(steps_per_epoch);
         let mut lr = settings.lr;
-        for chunk in order.chunks(batch_rows).skip(state.step_in_epoch) {
-            lr = settings.schedule.lr(
-                settings.lr,
-                Progress {
-                    epoch: state.epoch,
-                    step: state.global_step,
-                    steps_per_epoch,
-                    epochs: settings.epochs,
-                },
-                state.plateau.decays,
-            );
-            // Dropout draws from the backend RNG: seeding it per step makes any resume point exact.
-            let seed =
-                settings.seed ^ (state.global_step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let (updated, loss) = if let Some(replicas) = &replicas {
+        for step in state.step_in_epoch..steps_per_epoch {
+            // Empty once a node's shard is used up: it still takes part in every sum.
+            let start = (step * batch_rows).min(order.len());
+            let chunk = &order[start..(start + batch_rows).min(order.len())];
+            let seed;
+            (lr, seed) = state.next_step(settings, steps_per_epoch);
+            let (updated, loss) = if let Some(nodes) = &mut nodes {
+                nodes.step(
+                    &mut stepper,
+                    model,
+                    (&x_all, &targets),
+                    chunk,
+                    lr,
+                    seed,
+                    (epoch, step + 1),
+                )?
+            } else if let Some(replicas) = &replicas {
                 replicas.step(&mut stepper, model, chunk, lr, seed)
             } else {
                 B::seed(&main, seed);
@@ -729,87 +782,23 @@ pub fn fit<B: AutodiffBackend>(
         // One device sync per epoch: read every step's loss at once.
         state.epoch_losses.extend(read_losses(losses));
         state.train_seconds += started.elapsed().as_secs_f64();
-        state.samples += x.rows;
-        if let Some(step) = state.epoch_losses.iter().position(|l| !l.is_finite()) {
-            let loss = state.epoch_losses[step];
-            if best_model.is_none() {
-                return Err(Error::Diverged {
-                    epoch,
-                    step: step + 1,
-                    loss,
-                });
-            }
-            outcome = Outcome::Diverged {
+        if let Some(end) = end_epoch(
+            &mut state,
+            EpochEnd {
                 epoch,
-                step: step + 1,
-            };
-            break;
-        }
-        let train_loss = weighted_mean_loss(&state.epoch_losses, x.rows, batch_rows);
-        let inference = model.valid();
-        let (valid_loss, valid_metrics) = if valid.0.rows == 0 {
-            (train_loss, BTreeMap::new())
-        } else {
-            evaluate_outputs(&predict(&inference, valid.0, task, &main), valid.1, task)
-        };
-        let stats = EpochStats {
-            epoch,
-            lr,
-            train_loss,
-            valid_loss,
-            valid_metrics,
-        };
-        let monitored =
-            stats
-                .metric(&settings.monitor.metric)
-                .ok_or_else(|| Error::UnknownMetric {
-                    metric: settings.monitor.metric.clone(),
-                    available: available(&stats),
-                })?;
-        (hooks.on_epoch)(&stats);
-        state.history.push(stats);
-        if state
-            .best
-            .is_none_or(|(value, _)| mode.better(monitored, value))
-        {
-            state.best = Some((monitored, epoch));
-            best_model = Some(inference);
-        }
-        if let Schedule::Plateau { patience, .. } = settings.schedule {
-            let plateau = &mut state.plateau;
-            if plateau.best.is_none_or(|b| valid_loss < b) {
-                plateau.best = Some(valid_loss);
-                plateau.since = 0;
-            } else {
-                plateau.since += 1;
-                if plateau.since >= patience.max(1) {
-                    plateau.decays += 1;
-                    plateau.since = 0;
-                }
-            }
-        }
-        state.epoch = epoch;
-        state.step_in_epoch = 0;
-        state.epoch_losses.clear();
-        let best_epoch = state.best.map_or(epoch, |b| b.1);
-        let stop_early = settings
-            .monitor
-            .patience
-            .is_some_and(|p| epoch - best_epoch >= p);
-        let interrupted = hooks.stop.is_some_and(|s| s.load(Ordering::SeqCst));
-        let due =
-            epoch.is_multiple_of(settings.checkpoint_every.max(1)) || epoch == settings.epochs;
-        if let Some(dir) = hooks.checkpoints
-            && (due || stop_early || interrupted)
-        {
-            write_checkpoint(dir, &state, &model, best_model.as_ref(), &stepper)?;
-        }
-        if stop_early {
-            outcome = Outcome::EarlyStopped;
-            break;
-        }
-        if interrupted {
-            outcome = Outcome::Interrupted;
+                lr,
+                rows: nodes.as_ref().map_or(x.rows, |n| n.total_rows),
+                batch_rows,
+                train_loss: nodes.as_mut().map(nodes::Nodes::take_epoch_loss),
+            },
+            &model,
+            &mut best_model,
+            &stepper,
+            (valid, task, &main),
+            settings,
+            &mut hooks,
+        )? {
+            outcome = end;
             break;
         }
     }
@@ -820,9 +809,11 @@ pub fn fit<B: AutodiffBackend>(
         write_checkpoint(dir, &state, &model, best_model.as_ref(), &stepper)?;
     }
     let best_epoch = state.best.map_or(0, |b| b.1);
-    let model = best_model
-        .unwrap_or_else(|| model.valid())
-        .to_device(device);
+    let model = best_model.unwrap_or_else(|| model.valid());
+    if let Some(nodes) = &nodes {
+        nodes.agree_on_weights(&model)?;
+    }
+    let model = model.to_device(device);
     #[allow(clippy::cast_precision_loss)] // Sample counts are far below 2^52.
     let samples_per_second = state.samples as f64 / state.train_seconds.max(f64::MIN_POSITIVE);
     Ok(Trained {
@@ -832,7 +823,128 @@ pub fn fit<B: AutodiffBackend>(
         outcome,
         train_seconds: state.train_seconds,
         samples_per_second,
+        exchange_seconds: nodes.as_ref().map_or(0.0, |n| n.exchange_seconds),
+        exchanges: nodes.as_ref().map_or(0, |n| n.exchanges),
     })
+}
+
+/// Where an epoch's steps ended: what [`end_epoch`] needs besides the loop's state.
+#[derive(Clone, Copy)]
+struct EpochEnd {
+    /// 1-based epoch.
+    epoch: usize,
+    /// Learning rate at the epoch's last step.
+    lr: f64,
+    /// Training rows the epoch stepped through.
+    rows: usize,
+    /// Rows per step.
+    batch_rows: usize,
+    /// The mean training loss, where the loop summed it exactly (across nodes) rather than
+    /// from full steps of `batch_rows`.
+    train_loss: Option<f64>,
+}
+
+/// The bookkeeping after an epoch's steps, shared by [`fit`] and [`fit_stream`]: divergence,
+/// validation, model selection, reduce-on-plateau, early stopping and checkpoints. Returns
+/// how training ends when it ends here.
+#[allow(clippy::too_many_arguments)]
+fn end_epoch<B: AutodiffBackend>(
+    state: &mut LoopState,
+    end: EpochEnd,
+    model: &Net<B>,
+    best_model: &mut Option<Net<B::InnerBackend>>,
+    stepper: &Stepper<B>,
+    valid: ((&Matrix, &Targets), Task, &B::Device),
+    settings: &TrainSettings,
+    hooks: &mut Hooks<'_>,
+) -> Result<Option<Outcome>> {
+    let EpochEnd { epoch, lr, .. } = end;
+    let mode = settings
+        .monitor
+        .mode
+        .unwrap_or_else(|| Mode::of(&settings.monitor.metric));
+    state.samples += end.rows;
+    if let Some(step) = state.epoch_losses.iter().position(|l| !l.is_finite()) {
+        let loss = state.epoch_losses[step];
+        if best_model.is_none() {
+            return Err(Error::Diverged {
+                epoch,
+                step: step + 1,
+                loss,
+            });
+        }
+        return Ok(Some(Outcome::Diverged {
+            epoch,
+            step: step + 1,
+        }));
+    }
+    let train_loss = end
+        .train_loss
+        .unwrap_or_else(|| weighted_mean_loss(&state.epoch_losses, end.rows, end.batch_rows));
+    let inference = model.valid();
+    let ((x, y), task, device) = valid;
+    let (valid_loss, valid_metrics) = if x.rows == 0 {
+        (train_loss, BTreeMap::new())
+    } else {
+        evaluate_outputs(&predict(&inference, x, task, device), y, task)
+    };
+    let stats = EpochStats {
+        epoch,
+        lr,
+        train_loss,
+        valid_loss,
+        valid_metrics,
+    };
+    let monitored = stats
+        .metric(&settings.monitor.metric)
+        .ok_or_else(|| Error::UnknownMetric {
+            metric: settings.monitor.metric.clone(),
+            available: available(&stats),
+        })?;
+    (hooks.on_epoch)(&stats);
+    state.history.push(stats);
+    if state
+        .best
+        .is_none_or(|(value, _)| mode.better(monitored, value))
+    {
+        state.best = Some((monitored, epoch));
+        *best_model = Some(inference);
+    }
+    if let Schedule::Plateau { patience, .. } = settings.schedule {
+        let plateau = &mut state.plateau;
+        if plateau.best.is_none_or(|b| valid_loss < b) {
+            plateau.best = Some(valid_loss);
+            plateau.since = 0;
+        } else {
+            plateau.since += 1;
+            if plateau.since >= patience.max(1) {
+                plateau.decays += 1;
+                plateau.since = 0;
+            }
+        }
+    }
+    state.epoch = epoch;
+    state.step_in_epoch = 0;
+    state.epoch_losses.clear();
+    let best_epoch = state.best.map_or(epoch, |b| b.1);
+    let stop_early = settings
+        .monitor
+        .patience
+        .is_some_and(|p| epoch - best_epoch >= p);
+    let interrupted = hooks.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+    let due = epoch.is_multiple_of(settings.checkpoint_every.max(1)) || epoch == settings.epochs;
+    if let Some(dir) = hooks.checkpoints
+        && (due || stop_early || interrupted)
+    {
+        write_checkpoint(dir, state, model, best_model.as_ref(), stepper)?;
+    }
+    if stop_early {
+        return Ok(Some(Outcome::EarlyStopped));
+    }
+    if interrupted {
+        return Ok(Some(Outcome::Interrupted));
+    }
+    Ok(None)
 }
 
 fn available(stats: &EpochStats) -> String {

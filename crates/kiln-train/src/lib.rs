@@ -25,14 +25,18 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod collective;
 mod error;
 mod fit;
 pub mod metrics;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 mod optim;
 
 pub use error::{Error, Result};
 pub use fit::{
-    DeviceTargets, EpochStats, Hooks, LossKind, Mode, Monitor, Outcome, StepProgress, Stepper,
-    Task, TrainSettings, Trained, fit, latest_checkpoint, predict,
+    BatchSource, DeviceTargets, EpochStats, Hooks, LossKind, Mode, Monitor, Outcome, ShuffleBuffer,
+    StepProgress, Stepper, StreamedBatch, Task, TrainSettings, Trained, fit, fit_stream,
+    latest_checkpoint, predict,
 };
 pub use optim::{GradClip, OptimizerKind, Schedule};

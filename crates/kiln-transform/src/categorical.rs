@@ -85,6 +85,41 @@ impl FittedCategorical {
             *hashed.entry(v).or_default() += 1;
         }
         let counts: BTreeMap<&str, usize> = hashed.into_iter().collect();
+        if let (Encode::Ordinal, Some(order)) = (config.encode, &config.order)
+            && let Some(unlisted) = values
+                .iter()
+                .position(|v| v.is_some_and(|v| !order.iter().any(|o| o == v)))
+        {
+            return Err(FitError::NotInOrder {
+                index: unlisted,
+                value: values[unlisted].unwrap_or_default().to_owned(),
+            });
+        }
+        let mut fitted = Self::from_counts(name, config, &counts, as_index);
+        if config.encode == Encode::Target {
+            let targets = targets.ok_or(FitError::NoTarget)?;
+            let fill_ref = fitted.fill.as_str();
+            let filled: Vec<&str> = values.iter().map(|v| v.unwrap_or(fill_ref)).collect();
+            let (categories, encodings, prior) = target_means(&filled, targets, config.smoothing);
+            fitted.encoding = CategoryEncoding::Target {
+                categories,
+                encodings,
+                prior,
+            };
+        }
+        Ok(fitted)
+    }
+
+    /// Learns the mode and the encoding from the count of each train value, for every
+    /// encoding but target encoding (which needs the rows' targets: it gets an empty
+    /// placeholder that [`FittedCategorical::fit`] replaces). Ordinal orders are checked by
+    /// the caller.
+    pub(crate) fn from_counts(
+        name: &str,
+        config: &CategoricalConfig,
+        counts: &BTreeMap<&str, usize>,
+        as_index: bool,
+    ) -> Self {
         // Most frequent; ties go to the first in sorted order.
         let fill = counts
             .iter()
@@ -97,57 +132,34 @@ impl FittedCategorical {
         let sorted_categories = || counts.keys().map(|&v| v.to_owned()).collect::<Vec<_>>();
         let encoding = match config.encode {
             Encode::OneHot if as_index => CategoryEncoding::Index {
-                categories: frequent(&counts, config.min_frequency, None).0,
+                categories: frequent(counts, config.min_frequency, None).0,
             },
             Encode::OneHot => {
                 let (categories, infrequent) =
-                    frequent(&counts, config.min_frequency, config.max_categories);
+                    frequent(counts, config.min_frequency, config.max_categories);
                 CategoryEncoding::OneHot {
                     categories,
                     infrequent,
                     unknown: config.unknown,
                 }
             }
-            Encode::Ordinal => match &config.order {
-                Some(order) => {
-                    if let Some(unlisted) = values
-                        .iter()
-                        .position(|v| v.is_some_and(|v| !order.iter().any(|o| o == v)))
-                    {
-                        return Err(FitError::NotInOrder {
-                            index: unlisted,
-                            value: values[unlisted].unwrap_or_default().to_owned(),
-                        });
-                    }
-                    CategoryEncoding::Ordinal {
-                        categories: order.clone(),
-                    }
-                }
-                None => CategoryEncoding::Ordinal {
-                    categories: sorted_categories(),
-                },
+            Encode::Ordinal => CategoryEncoding::Ordinal {
+                categories: config.order.clone().unwrap_or_else(sorted_categories),
             },
             Encode::Hashing => CategoryEncoding::Hashing {
                 width: config.hash_width.max(1),
             },
-            Encode::Target => {
-                let targets = targets.ok_or(FitError::NoTarget)?;
-                let fill_ref = fill.as_str();
-                let filled: Vec<&str> = values.iter().map(|v| v.unwrap_or(fill_ref)).collect();
-                let (categories, encodings, prior) =
-                    target_means(&filled, targets, config.smoothing);
-                CategoryEncoding::Target {
-                    categories,
-                    encodings,
-                    prior,
-                }
-            }
+            Encode::Target => CategoryEncoding::Target {
+                categories: Vec::new(),
+                encodings: Vec::new(),
+                prior: Vec::new(),
+            },
         };
-        Ok(Self {
+        Self {
             name: name.to_owned(),
             fill,
             encoding,
-        })
+        }
     }
 
     /// The encoding and what it learned, on one line (long category lists cut).

@@ -96,6 +96,16 @@ pub enum Error {
         /// The column.
         column: String,
     },
+    /// A transform that needs every train row at once, asked of a streaming fit.
+    #[error(
+        "{option}: {what} needs every train row in memory, which a streaming run does not hold; choose another or train in memory"
+    )]
+    NotStreamable {
+        /// The setting that asks for it.
+        option: String,
+        /// What it is.
+        what: &'static str,
+    },
     /// Image features that do not fit the channels.
     #[error(transparent)]
     ImageColumns(#[from] ImageColumnsError),

@@ -24,11 +24,11 @@ use crate::{Error, FittedTarget, ImageColumnsError, Result};
 /// ```
 #[derive(Debug, Clone)]
 pub struct FeaturePlan {
-    columns: Vec<ColumnSchema>,
-    config: FeatureConfig,
-    categorical_as_index: bool,
-    image_channels: Option<usize>,
-    target: Option<FittedTarget>,
+    pub(crate) columns: Vec<ColumnSchema>,
+    pub(crate) config: FeatureConfig,
+    pub(crate) categorical_as_index: bool,
+    pub(crate) image_channels: Option<usize>,
+    pub(crate) target: Option<FittedTarget>,
     seed: u64,
 }
 
@@ -214,13 +214,7 @@ impl FeaturePlan {
         if train_rows.is_empty() {
             return Err(Error::NoTrainingRows);
         }
-        let names: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
-        if let Some(unused) = self.config.unused_overrides(&names).first() {
-            return Err(Error::UnknownColumnConfig {
-                column: (*unused).to_owned(),
-                features: names.join(", "),
-            });
-        }
+        self.check_overrides()?;
         let targets = self
             .target
             .as_ref()
@@ -327,7 +321,19 @@ impl FeaturePlan {
         Ok(())
     }
 
-    fn categorical_config(&self, column: &str) -> Result<CategoricalConfig> {
+    /// Refuses `[features.columns]` entries that name no planned column.
+    pub(crate) fn check_overrides(&self) -> Result<()> {
+        let names: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
+        match self.config.unused_overrides(&names).first() {
+            Some(unused) => Err(Error::UnknownColumnConfig {
+                column: (*unused).to_owned(),
+                features: names.join(", "),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn categorical_config(&self, column: &str) -> Result<CategoricalConfig> {
         self.config
             .resolve(column, "categorical", &self.config.categorical)
     }
@@ -431,7 +437,7 @@ fn out_of_domain(
     domain_error(table, name, row, error)
 }
 
-fn domain_error(table: &Table, column: &str, row: usize, error: OutOfDomain) -> Error {
+pub(crate) fn domain_error(table: &Table, column: &str, row: usize, error: OutOfDomain) -> Error {
     Error::OutOfDomain {
         path: table.path().to_path_buf(),
         line: table.line_of(row),
@@ -443,13 +449,13 @@ fn domain_error(table: &Table, column: &str, row: usize, error: OutOfDomain) -> 
 }
 
 /// The cell as a number; `None` when missing or NaN.
-fn number_at(values: &Float64Array, row: usize) -> Option<f64> {
+pub(crate) fn number_at(values: &Float64Array, row: usize) -> Option<f64> {
     (!values.is_null(row))
         .then(|| values.value(row))
         .filter(|v| !v.is_nan())
 }
 
-fn str_at(values: &StringArray, row: usize) -> Option<&str> {
+pub(crate) fn str_at(values: &StringArray, row: usize) -> Option<&str> {
     (!values.is_null(row)).then(|| values.value(row))
 }
 
@@ -656,11 +662,11 @@ impl FittedFeatures {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use kiln_data::{CsvOptions, infer_schema, read_csv};
 
-    fn table(text: &str) -> Table {
+    pub(crate) fn table(text: &str) -> Table {
         // A directory per call: tests run in parallel, some on the same text.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");

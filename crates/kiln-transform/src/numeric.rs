@@ -66,27 +66,10 @@ impl FittedNumeric {
             .copied()
             .chain(std::iter::repeat_n(fill, missing))
             .collect();
-        let (mut lower, mut upper) = (None, None);
-        if let Some(clip) = config.clip {
-            if let Some([lo, hi]) = clip.quantiles {
-                let s = sorted(filled.clone());
-                (lower, upper) = (Some(quantile(&s, lo)), Some(quantile(&s, hi)));
-            } else {
-                (lower, upper) = (clip.min, clip.max);
-            }
-        }
-        let mut fitted = Self {
-            name: name.to_owned(),
-            fill,
-            missing_indicator: config.missing_indicator,
-            lower,
-            upper,
-            log1p: config.log1p,
-            power: None,
-            center: 0.0,
-            scale: 1.0,
-            bins: None,
-        };
+        let mut fitted = Self::unscaled(name, config, fill, |[lo, hi]| {
+            let s = sorted(filled.clone());
+            [quantile(&s, lo), quantile(&s, hi)]
+        });
         let mut prepared = filled
             .iter()
             .map(|&x| fitted.before_power(x))
@@ -122,13 +105,40 @@ impl FittedNumeric {
             Scale::None => (0.0, 1.0),
         };
         fitted.center = center;
-        // scikit-learn's rule: a zero (or vanishing) scale divides by one.
-        fitted.scale = if scale.abs() > 10.0 * f64::EPSILON * center.abs().max(1.0) {
-            scale
-        } else {
-            1.0
-        };
+        fitted.scale = usable_scale(scale, center);
         Ok(fitted)
+    }
+
+    /// The column with its fill and clip bounds learned (`quantiles` maps the configured clip
+    /// quantiles to values), before Yeo-Johnson and scaling are fitted.
+    pub(crate) fn unscaled(
+        name: &str,
+        config: &NumericConfig,
+        fill: f64,
+        quantiles: impl FnOnce([f64; 2]) -> [f64; 2],
+    ) -> Self {
+        let (lower, upper) = match config.clip {
+            Some(clip) => match clip.quantiles {
+                Some(q) => {
+                    let [lo, hi] = quantiles(q);
+                    (Some(lo), Some(hi))
+                }
+                None => (clip.min, clip.max),
+            },
+            None => (None, None),
+        };
+        Self {
+            name: name.to_owned(),
+            fill,
+            missing_indicator: config.missing_indicator,
+            lower,
+            upper,
+            log1p: config.log1p,
+            power: None,
+            center: 0.0,
+            scale: 1.0,
+            bins: None,
+        }
     }
 
     /// What every step learned, on one line.
@@ -165,7 +175,7 @@ impl FittedNumeric {
     }
 
     /// Clip and log1p.
-    fn before_power(&self, x: f64) -> Result<f64, OutOfDomain> {
+    pub(crate) fn before_power(&self, x: f64) -> Result<f64, OutOfDomain> {
         let x = match (self.lower, self.upper) {
             (Some(lo), Some(hi)) => x.clamp(lo, hi),
             (Some(lo), None) => x.max(lo),
@@ -182,7 +192,7 @@ impl FittedNumeric {
     }
 
     /// The transformed value before scaling or binning.
-    fn prepare(&self, raw: Option<f64>) -> Result<f64, OutOfDomain> {
+    pub(crate) fn prepare(&self, raw: Option<f64>) -> Result<f64, OutOfDomain> {
         let x = self.before_power(raw.unwrap_or(self.fill))?;
         Ok(self.power.map_or(x, |lambda| yeo_johnson(x, lambda)))
     }
@@ -306,10 +316,15 @@ pub(crate) fn fit_yeo_johnson(xs: &[f64]) -> f64 {
 /// Inner edges of `n_bins` quantile bins, dropping bins narrower than 1e-8 (as scikit-learn's
 /// KBinsDiscretizer does).
 fn bin_edges(sorted: &[f64], n_bins: usize) -> Vec<f64> {
+    inner_edges(n_bins, |q| quantile(sorted, q))
+}
+
+/// The distinct inner edges of `n_bins` equal-frequency bins, from the quantile function.
+pub(crate) fn inner_edges(n_bins: usize, quantile: impl Fn(f64) -> f64) -> Vec<f64> {
     let n_bins = n_bins.max(1);
     #[allow(clippy::cast_precision_loss)] // Bin counts are small.
     let edges: Vec<f64> = (0..=n_bins)
-        .map(|i| quantile(sorted, i as f64 / n_bins as f64))
+        .map(|i| quantile(i as f64 / n_bins as f64))
         .collect();
     let mut kept = vec![edges[0]];
     for &e in &edges[1..] {
@@ -321,6 +336,15 @@ fn bin_edges(sorted: &[f64], n_bins: usize) -> Vec<f64> {
         return Vec::new();
     }
     kept[1..kept.len() - 1].to_vec()
+}
+
+/// scikit-learn's rule: a zero (or vanishing) scale divides by one.
+pub(crate) fn usable_scale(scale: f64, center: f64) -> f64 {
+    if scale.abs() > 10.0 * f64::EPSILON * center.abs().max(1.0) {
+        scale
+    } else {
+        1.0
+    }
 }
 
 /// The median (numpy's), by selection rather than a full sort.

@@ -90,17 +90,7 @@ impl FittedTarget {
                     train_rows.iter().filter_map(|&r| column.text(r)).collect();
                 classes.sort_unstable();
                 classes.dedup();
-                if matches!(column, ColumnRef::Numeric(_)) {
-                    classes.sort_by(|a, b| {
-                        let (x, y): (f64, f64) =
-                            (a.parse().unwrap_or(0.0), b.parse().unwrap_or(0.0));
-                        x.total_cmp(&y)
-                    });
-                }
-                FittedTarget::Classification {
-                    name: name.to_owned(),
-                    classes,
-                }
+                FittedTarget::classes(name, classes, matches!(column, ColumnRef::Numeric(_)))
             }
             TargetKind::Regression => {
                 let ColumnRef::Numeric(values) = column else {
@@ -119,13 +109,33 @@ impl FittedTarget {
                     .map(|&r| values.value(r))
                     .collect();
                 let (mean, var) = crate::numeric::mean_variance(&present);
-                FittedTarget::Regression {
-                    name: name.to_owned(),
-                    mean,
-                    std: if var > 0.0 { var.sqrt() } else { 1.0 },
-                }
+                FittedTarget::regression(name, mean, var)
             }
         })
+    }
+
+    /// A classification target over the distinct, sorted `classes`, ordered numerically when
+    /// the column is numeric.
+    pub(crate) fn classes(name: &str, mut classes: Vec<String>, numeric: bool) -> Self {
+        if numeric {
+            classes.sort_by(|a, b| {
+                let (x, y): (f64, f64) = (a.parse().unwrap_or(0.0), b.parse().unwrap_or(0.0));
+                x.total_cmp(&y)
+            });
+        }
+        FittedTarget::Classification {
+            name: name.to_owned(),
+            classes,
+        }
+    }
+
+    /// A regression target of the train mean and population variance.
+    pub(crate) fn regression(name: &str, mean: f64, var: f64) -> Self {
+        FittedTarget::Regression {
+            name: name.to_owned(),
+            mean,
+            std: if var > 0.0 { var.sqrt() } else { 1.0 },
+        }
     }
 
     /// The target column's name.

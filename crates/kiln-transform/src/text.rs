@@ -38,21 +38,30 @@ impl FittedText {
             let mut document_frequency = vec![0_usize; fitted.width];
             let mut counts = vec![0.0_f64; fitted.width];
             for document in documents {
-                counts.fill(0.0);
-                fitted.count(document.unwrap_or(""), &mut counts);
-                for (df, &c) in document_frequency.iter_mut().zip(&counts) {
-                    *df += usize::from(c > 0.0);
-                }
+                fitted.add_document(*document, &mut counts, &mut document_frequency);
             }
-            #[allow(clippy::cast_precision_loss)] // Row counts are far below 2^52.
-            let idf = |df: usize| ((1.0 + documents.len() as f64) / (1.0 + df as f64)).ln() + 1.0;
-            fitted.idf = Some(document_frequency.into_iter().map(idf).collect());
+            fitted.idf = Some(idf(&document_frequency, documents.len()));
         }
         fitted
     }
 
+    /// Counts the buckets `document` holds in `document_frequency`; `counts` is scratch of
+    /// `width` slots.
+    pub(crate) fn add_document(
+        &self,
+        document: Option<&str>,
+        counts: &mut [f64],
+        document_frequency: &mut [usize],
+    ) {
+        counts.fill(0.0);
+        self.count(document.unwrap_or(""), counts);
+        for (df, &c) in document_frequency.iter_mut().zip(&*counts) {
+            *df += usize::from(c > 0.0);
+        }
+    }
+
     /// Adds the document's n-gram counts per bucket to `counts`.
-    fn count(&self, document: &str, counts: &mut [f64]) {
+    pub(crate) fn count(&self, document: &str, counts: &mut [f64]) {
         let lowered;
         let text = if self.lowercase {
             lowered = document.to_lowercase();
@@ -102,4 +111,12 @@ fn tokens(text: &str) -> Vec<&str> {
     text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .filter(|t| t.chars().nth(1).is_some())
         .collect()
+}
+
+/// scikit-learn's smoothed inverse document frequency of each bucket, from how many of the
+/// `documents` train documents hold it.
+pub(crate) fn idf(document_frequency: &[usize], documents: usize) -> Vec<f64> {
+    #[allow(clippy::cast_precision_loss)] // Row counts are far below 2^52.
+    let idf = |df: usize| ((1.0 + documents as f64) / (1.0 + df as f64)).ln() + 1.0;
+    document_frequency.iter().map(|&df| idf(df)).collect()
 }
