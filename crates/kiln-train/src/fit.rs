@@ -566,6 +566,24 @@ impl LoopState {
         (lr, seed)
     }
 
+    /// Counts a step taken and reports it to `hooks`.
+    fn count_step(&mut self, hooks: &mut Hooks<'_>, epoch: usize, steps_per_epoch: usize) {
+        self.step_in_epoch += 1;
+        self.global_step += 1;
+        (hooks.on_step)(StepProgress {
+            epoch,
+            step: self.step_in_epoch,
+            steps_per_epoch,
+        });
+    }
+
+    /// Ends an epoch's steps (all of them, or up to a stop): one device sync reads every
+    /// step's loss at once; the time since `started` counts as training.
+    fn end_steps<B: Backend>(&mut self, losses: Vec<Tensor<B, 1>>, started: Instant) {
+        self.epoch_losses.extend(read_losses(losses));
+        self.train_seconds += started.elapsed().as_secs_f64();
+    }
+
     /// The state before the first step.
     fn new(batch_rows: usize) -> Self {
         Self {
@@ -762,26 +780,17 @@ pub fn fit<B: AutodiffBackend>(
             };
             model = updated;
             losses.push(loss);
-            state.step_in_epoch += 1;
-            state.global_step += 1;
-            (hooks.on_step)(StepProgress {
-                epoch,
-                step: state.step_in_epoch,
-                steps_per_epoch,
-            });
+            state.count_step(&mut hooks, epoch, steps_per_epoch);
             // Stop only between optimizer updates: accumulated gradients are not checkpointed.
             let stop = hooks.stop.is_some_and(|s| s.load(Ordering::SeqCst));
             if stop && stepper.pending == 0 && state.step_in_epoch < steps_per_epoch {
-                state.epoch_losses.extend(read_losses(losses));
-                state.train_seconds += started.elapsed().as_secs_f64();
+                state.end_steps(losses, started);
                 outcome = Outcome::Interrupted;
                 break 'epochs;
             }
         }
         model = stepper.flush(model, lr);
-        // One device sync per epoch: read every step's loss at once.
-        state.epoch_losses.extend(read_losses(losses));
-        state.train_seconds += started.elapsed().as_secs_f64();
+        state.end_steps(losses, started);
         if let Some(end) = end_epoch(
             &mut state,
             EpochEnd {

@@ -38,10 +38,9 @@ mod mpi {
 
     use crate::{penguins_pipeline, scratch, train, visible_entries};
 
-    /// `mpirun -np 2` of `kiln train ARGS`, its processes talking over TCP on 127.0.0.1 only.
-    fn mpirun(extra: &[&str], args: &[&str]) -> Child {
+    /// `mpirun` with `args`, its processes talking over TCP on 127.0.0.1 only, output piped.
+    fn launch(args: &[&str]) -> Child {
         Command::new("mpirun")
-            .args(["-np", "2", "--oversubscribe"])
             .args([
                 "--mca",
                 "btl",
@@ -51,8 +50,6 @@ mod mpi {
                 "lo",
             ])
             .args(["--mca", "oob_tcp_if_include", "lo"])
-            .args(extra)
-            .arg(env!("CARGO_BIN_EXE_kiln"))
             .args(args)
             // Open MPI refuses root (CI's user) without both.
             .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
@@ -62,6 +59,12 @@ mod mpi {
             .stderr(Stdio::piped())
             .spawn()
             .expect("mpirun runs (Debian's openmpi-bin)")
+    }
+
+    /// `mpirun -np 2 EXTRA kiln ARGS`.
+    fn mpirun(extra: &[&str], args: &[&str]) -> Child {
+        let kiln = env!("CARGO_BIN_EXE_kiln");
+        launch(&[&["-np", "2", "--oversubscribe"], extra, &[kiln], args].concat())
     }
 
     /// Waits for `child` at most `limit`, killing it past that; its output either way.
@@ -237,25 +240,15 @@ mod mpi {
             "--node-timeout-secs",
             "2",
         ];
-        let child = Command::new("mpirun")
-            .args([
-                "--mca",
-                "btl",
-                "self,tcp",
-                "--mca",
-                "btl_tcp_if_include",
-                "lo",
-            ])
-            .args(["--mca", "oob_tcp_if_include", "lo", "-np", "1"])
-            .arg(env!("CARGO_BIN_EXE_kiln"))
-            .args(args)
-            .args([":", "-np", "1", "sleep", "60"])
-            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("mpirun runs");
+        let kiln = env!("CARGO_BIN_EXE_kiln");
+        let child = launch(
+            &[
+                &["-np", "1", kiln],
+                &args[..],
+                &[":", "-np", "1", "sleep", "60"],
+            ]
+            .concat(),
+        );
         let started = Instant::now();
         let (output, finished) = bounded(child, Duration::from_secs(40));
         let stderr = text(&output.stderr);

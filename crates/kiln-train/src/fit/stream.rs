@@ -19,8 +19,8 @@ use rand::RngExt;
 use rand::seq::SliceRandom;
 
 use super::{
-    DeviceTargets, EpochEnd, Hooks, LoopState, Outcome, StepProgress, Stepper, Task, TrainSettings,
-    Trained, end_epoch, read_losses,
+    DeviceTargets, EpochEnd, Hooks, LoopState, Outcome, Stepper, Task, TrainSettings, Trained,
+    end_epoch,
 };
 use crate::Error;
 
@@ -101,23 +101,15 @@ pub fn fit_stream<B: AutodiffBackend, S: BatchSource>(
             let (updated, loss) = stepper.step(model, input, targets, lr);
             model = updated;
             losses.push(loss);
-            state.step_in_epoch += 1;
-            state.global_step += 1;
-            (hooks.on_step)(StepProgress {
-                epoch,
-                step: state.step_in_epoch,
-                steps_per_epoch,
-            });
+            state.count_step(&mut hooks, epoch, steps_per_epoch);
             if hooks.stop.is_some_and(|s| s.load(Ordering::SeqCst)) && stepper.pending == 0 {
-                state.epoch_losses.extend(read_losses(losses));
-                state.train_seconds += started.elapsed().as_secs_f64();
+                state.end_steps(losses, started);
                 outcome = Outcome::Interrupted;
                 break 'epochs;
             }
         }
         model = stepper.flush(model, lr);
-        state.epoch_losses.extend(read_losses(losses));
-        state.train_seconds += started.elapsed().as_secs_f64();
+        state.end_steps(losses, started);
         let end = EpochEnd {
             epoch,
             lr,
