@@ -3,11 +3,11 @@
 polars and pandas in one invocation; prints seconds, M rows/s, MB/s and the ratios
 kiln / peer (throughput, so > 1 means kiln is faster).
 
-    cargo build --release --workspace --example ingest       # kiln's side
+    cargo build --release -p kiln-data --example ingest      # kiln's side
     $PY benches/peers/ingest.py [--file ../shared/data/flights.csv] [--reps 5]
 
-Every reader runs in its own process, with its default threads (pyarrow and polars use both
-cores; kiln and pandas' C engine use one), on a file in the page cache: this measures parsing
+Every reader runs in its own process, with its default threads (kiln, pyarrow and polars use
+every core; pandas' C engine uses one), on a file in the page cache: this measures parsing
 and typing, not the disk. Medians of `--reps` runs after one warm-up. The machine is shared:
 only the ratios from one invocation mean anything.
 """
@@ -63,7 +63,7 @@ def main():
         print(json.dumps(peer(arg("--child", ""))))
         return
     if not os.path.exists(KILN):
-        sys.exit(f"{KILN} is missing: cargo build --release --workspace --example ingest")
+        sys.exit(f"{KILN} is missing: cargo build --release -p kiln-data --example ingest")
     results = []
     out = subprocess.run([KILN, FILE, str(REPS)], check=True, capture_output=True, text=True)
     results.append(json.loads(out.stdout.strip().splitlines()[-1]))

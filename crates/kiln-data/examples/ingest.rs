@@ -3,7 +3,7 @@
 //! `benches/peers/ingest.py`, which runs the peers on the same file.
 //!
 //! ```sh
-//! cargo build --release --workspace --example ingest
+//! cargo build --release -p kiln-data --example ingest
 //! target/release/examples/ingest ../shared/data/flights.csv 5
 //! ```
 

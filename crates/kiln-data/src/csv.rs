@@ -88,6 +88,8 @@ pub struct CsvChunks {
     pending: Option<usize>,
     rows_per_chunk: usize,
     chunks: usize,
+    /// Data rows in the chunks returned so far.
+    rows_read: usize,
     finished: bool,
 }
 
@@ -103,11 +105,7 @@ impl CsvChunks {
         options: &CsvOptions,
         rows_per_chunk: usize,
     ) -> Result<Self> {
-        let mut core = csv_core::ReaderBuilder::new()
-            .delimiter(options.delimiter)
-            .quote(options.quote)
-            .comment(options.comment)
-            .build();
+        let mut core = core_reader(options);
         let mut record = Record::default();
         let mut input = open(path, compression)?;
         let gz = compression == Compression::Gzip;
@@ -116,7 +114,8 @@ impl CsvChunks {
             gz,
             max_field_bytes: options.max_field_bytes,
         };
-        let Some(first_line) = record.read(&mut core, &mut input, &limits, None)? else {
+        let Read::Record(first_line) = record.read(&mut core, &mut input, false, &limits, None)?
+        else {
             return Err(Error::EmptyFile {
                 path: path.to_path_buf(),
             });
@@ -148,6 +147,7 @@ impl CsvChunks {
             pending: (!options.has_header).then_some(first_line),
             rows_per_chunk: rows_per_chunk.max(1),
             chunks: 0,
+            rows_read: 0,
             finished: false,
         })
     }
@@ -170,6 +170,7 @@ impl CsvChunks {
             pending,
             rows_per_chunk,
             chunks,
+            rows_read,
             finished,
         } = self;
         if *finished {
@@ -180,43 +181,32 @@ impl CsvChunks {
             gz: *gz,
             max_field_bytes: options.max_field_bytes,
         };
-        let width = names.len();
         let mut table = TextBuilder::new(path, names.clone(), &options.missing)?;
         let mut rows = 0;
         while rows < *rows_per_chunk {
-            let next = match pending.take() {
-                Some(line) => Some(line),
-                None => record.read(core, input, &limits, Some(names))?,
+            let line = match pending.take() {
+                Some(line) => line,
+                None => match record.read(core, input, false, &limits, Some(names))? {
+                    Read::Record(line) => line,
+                    Read::End | Read::Suspended => {
+                        *finished = true;
+                        break;
+                    }
+                },
             };
-            let Some(line) = next else {
-                *finished = true;
-                break;
-            };
-            if record.len() != width {
-                return Err(Error::RaggedRow {
-                    path: path.clone(),
-                    line,
-                    expected: width,
-                    found: record.len(),
-                });
-            }
-            for (i, name) in names.iter().enumerate() {
-                let text = record.field(i).ok_or_else(|| Error::InvalidUtf8 {
-                    path: path.clone(),
-                    line,
-                    column: name.clone(),
-                })?;
-                table.set(i, Some(text));
-            }
-            table.end_row(line)?;
+            record.push_to(&mut table, names, path, line)?;
             rows += 1;
         }
         if rows == 0 && *chunks > 0 {
             return Ok(None);
         }
         *chunks += 1;
+        let first_row = *rows_read;
+        *rows_read += rows;
         // The first chunk of a file with no data rows is `NoRows`.
-        table.finish().map(Some)
+        let mut table = table.finish()?;
+        table.first_row = first_row;
+        Ok(Some(table))
     }
 }
 
@@ -233,10 +223,28 @@ impl Iterator for CsvChunks {
     }
 }
 
+fn core_reader(options: &CsvOptions) -> csv_core::Reader {
+    csv_core::ReaderBuilder::new()
+        .delimiter(options.delimiter)
+        .quote(options.quote)
+        .comment(options.comment)
+        .build()
+}
+
 struct Limits<'a> {
     path: &'a Path,
     gz: bool,
     max_field_bytes: usize,
+}
+
+/// What [`Record::read`] stopped at.
+enum Read {
+    /// A whole record, which starts on this file line.
+    Record(usize),
+    /// The end of the input.
+    End,
+    /// The end of a block that more input follows; the next read resumes the record.
+    Suspended,
 }
 
 /// One record's unescaped bytes and the end of each field in them.
@@ -246,6 +254,10 @@ struct Record {
     ends: Vec<usize>,
     n_bytes: usize,
     n_ends: usize,
+    /// File lines before the input's first byte: a block's reader counts from its start.
+    line_offset: usize,
+    /// Whether the last read was suspended mid-record, so the next one continues it.
+    resume: bool,
 }
 
 impl Record {
@@ -259,19 +271,23 @@ impl Record {
         std::str::from_utf8(&self.bytes[start..self.ends[i]]).ok()
     }
 
-    /// Reads the next record and returns the file line it starts on, or `None` at the end.
-    /// The header's `names` bound how many fields a record may grow to, and name columns in
+    /// Reads the next record. An empty `input` is the end of the file unless `more` says
+    /// another block follows, in which case the record is suspended until the next call. The
+    /// header's `names` bound how many fields a record may grow to, and name columns in
     /// errors.
     fn read(
         &mut self,
         core: &mut csv_core::Reader,
         input: &mut dyn BufRead,
+        more: bool,
         limits: &Limits<'_>,
         names: Option<&[String]>,
-    ) -> Result<Option<usize>> {
+    ) -> Result<Read> {
         let width = names.map(<[String]>::len);
-        self.n_bytes = 0;
-        self.n_ends = 0;
+        if !std::mem::take(&mut self.resume) {
+            self.n_bytes = 0;
+            self.n_ends = 0;
+        }
         if self.bytes.is_empty() {
             self.bytes.resize(4096, 0);
             self.ends.resize(64, 0);
@@ -280,6 +296,10 @@ impl Record {
             let buf = input
                 .fill_buf()
                 .map_err(|e| read_error(limits.path, limits.gz, e))?;
+            if buf.is_empty() && more {
+                self.resume = true;
+                return Ok(Read::Suspended);
+            }
             let (result, n_in, n_out, n_end) = core.read_record(
                 buf,
                 &mut self.bytes[self.n_bytes..],
@@ -330,9 +350,9 @@ impl Record {
                         }
                         start = end;
                     }
-                    return Ok(Some(line));
+                    return Ok(Read::Record(line));
                 }
-                ReadRecordResult::End => return Ok(None),
+                ReadRecordResult::End => return Ok(Read::End),
             }
         }
     }
@@ -340,11 +360,55 @@ impl Record {
     /// The line the record starts on: the reader's line, less the newline that ended the record
     /// and the newlines quoted inside it.
     fn start_line(&self, core: &csv_core::Reader, ended_with_newline: bool) -> usize {
-        let inner = self.bytes[..self.n_bytes].split(|&b| b == b'\n').count() - 1;
+        let inner = count_newlines(&self.bytes[..self.n_bytes]);
         let line = usize::try_from(core.line()).unwrap_or(usize::MAX);
         line.saturating_sub(inner + usize::from(ended_with_newline))
             .max(1)
+            .saturating_add(self.line_offset)
     }
+
+    /// Appends the record to `table` as a row from file line `line`.
+    fn push_to(
+        &self,
+        table: &mut TextBuilder<'_>,
+        names: &[String],
+        path: &Path,
+        line: usize,
+    ) -> Result<()> {
+        if self.len() != names.len() {
+            return Err(Error::RaggedRow {
+                path: path.to_path_buf(),
+                line,
+                expected: names.len(),
+                found: self.len(),
+            });
+        }
+        let bytes = &self.bytes[..self.n_bytes];
+        // One UTF-8 check for the whole record: its fields are then valid exactly when each
+        // ends on a char boundary. Only a record that fails is checked field by field.
+        let text = std::str::from_utf8(bytes).ok();
+        let mut start = 0;
+        for (i, &end) in self.ends[..self.n_ends].iter().enumerate() {
+            let cell = match text {
+                Some(text) => text.get(start..end),
+                None => std::str::from_utf8(&bytes[start..end]).ok(),
+            };
+            let cell = cell.ok_or_else(|| Error::InvalidUtf8 {
+                path: path.to_path_buf(),
+                line,
+                column: names[i].clone(),
+            })?;
+            table.set(i, Some(cell));
+            start = end;
+        }
+        table.end_row(line)
+    }
+}
+
+// LLVM vectorises this loop well: not worth the `bytecount` dependency clippy suggests.
+#[allow(clippy::naive_bytecount)]
+fn count_newlines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
 }
 
 /// Column `index`'s name, or `#n` (1-based) before the header is known.
@@ -361,13 +425,323 @@ pub(crate) fn read(
     compression: Compression,
     options: &CsvOptions,
 ) -> Result<RawTable> {
-    CsvChunks::open(path, compression, options, usize::MAX)?
-        .next()
-        .unwrap_or_else(|| {
-            Err(Error::NoRows {
-                path: path.to_path_buf(),
-            })
+    read_blocks(
+        CsvChunks::open(path, compression, options, usize::MAX)?,
+        BLOCK_BYTES,
+    )
+}
+
+/// The size of the blocks a whole file is parsed in, in parallel. Blocks are cut by size (and
+/// at a newline), never by thread count, so a table's batches are the same on any machine.
+const BLOCK_BYTES: usize = 1 << 20;
+/// Blocks read ahead per thread: enough to keep every thread busy to the end of a round.
+const BLOCKS_PER_THREAD: usize = 4;
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// A run of a file's bytes, cut after its last newline unless it is the file's last.
+struct Block {
+    bytes: Vec<u8>,
+    /// Newlines in the file before the block.
+    lines_before: usize,
+    /// Whether the file ends with this block.
+    last: bool,
+}
+
+/// Cuts the rest of a file into [`Block`]s. A read error ends the blocks; it is kept for after
+/// the blocks read so far are parsed, so an error earlier in the file is reported first, as
+/// a serial reader would.
+struct Blocks<'a> {
+    input: &'a mut dyn BufRead,
+    limits: &'a Limits<'a>,
+    size: usize,
+    /// The bytes after the last block's last newline.
+    carry: Vec<u8>,
+    newlines: usize,
+    done: bool,
+    error: Option<Error>,
+}
+
+impl Iterator for Blocks<'_> {
+    type Item = Block;
+
+    fn next(&mut self) -> Option<Block> {
+        use std::io::Read as _;
+        if self.done {
+            return None;
+        }
+        let mut bytes = std::mem::take(&mut self.carry);
+        let kept = bytes.len();
+        bytes.reserve(self.size);
+        let size = u64::try_from(self.size).unwrap_or(u64::MAX);
+        let last = match (&mut *self.input).take(size).read_to_end(&mut bytes) {
+            Ok(n) => n < self.size,
+            Err(e) => {
+                // What was read before the error is parsed first, as more to come.
+                self.error = Some(read_error(self.limits.path, self.limits.gz, e));
+                self.done = true;
+                false
+            }
+        };
+        if last {
+            self.done = true;
+        } else if let Some(newline) = bytes[kept..].iter().rposition(|&b| b == b'\n') {
+            self.carry = bytes.split_off(kept + newline + 1);
+        }
+        let lines_before = self.newlines;
+        self.newlines += count_newlines(&bytes);
+        Some(Block {
+            bytes,
+            lines_before,
+            last,
         })
+    }
+}
+
+/// A parse over consecutive blocks: csv-core's state, the record in progress, the rows read.
+struct Parse<'a> {
+    core: csv_core::Reader,
+    record: Record,
+    table: TextBuilder<'a>,
+    /// Whether the parse stands exactly between records, where a fresh reader on the next
+    /// byte reads what this one would.
+    clean: bool,
+}
+
+/// What every block's parse shares.
+struct Context<'a> {
+    limits: Limits<'a>,
+    options: &'a CsvOptions,
+    names: &'a [String],
+}
+
+impl<'a> Context<'a> {
+    /// A parse from the first byte of `block`, taken to start a record.
+    fn fresh(&self, block: &Block) -> Result<Parse<'a>> {
+        Ok(Parse {
+            core: core_reader(self.options),
+            record: Record {
+                line_offset: block.lines_before,
+                ..Record::default()
+            },
+            table: TextBuilder::new(self.limits.path, self.names.to_vec(), &self.options.missing)?,
+            clean: true,
+        })
+    }
+
+    /// `block` parsed from its first byte, taken to start a record.
+    fn parse_fresh(&self, block: &Block) -> Result<Parse<'a>> {
+        match self.parse_plain(block)? {
+            Some(parse) => Ok(parse),
+            None => self.fresh(block)?.block(block, self),
+        }
+    }
+
+    /// The fast path for the common block: valid UTF-8 with no quote, `\r` or comment byte,
+    /// cut at a newline. There csv-core reads every `\n` as a record's end, skips blank lines
+    /// and splits the rest at the delimiter; splitting by hand does the same several times
+    /// faster. `None` (csv-core's turn) for any other block, or when a row is ragged or a field
+    /// is too long, so that the error is csv-core's, word for word.
+    fn parse_plain(&self, block: &Block) -> Result<Option<Parse<'a>>> {
+        let options = self.options;
+        let bytes = block.bytes.as_slice();
+        let special = match options.comment {
+            Some(comment) => memchr::memchr3(options.quote, b'\r', comment, bytes),
+            None => memchr::memchr2(options.quote, b'\r', bytes),
+        };
+        // A fresh reader strips a BOM; a non-ASCII delimiter may split a character.
+        if special.is_some()
+            || !options.delimiter.is_ascii()
+            || options.delimiter == b'\n'
+            || bytes.starts_with(UTF8_BOM)
+            || !(block.last || bytes.ends_with(b"\n"))
+        {
+            return Ok(None);
+        }
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return Ok(None);
+        };
+        let mut table = TextBuilder::with_capacity(
+            self.limits.path,
+            self.names.to_vec(),
+            &options.missing,
+            count_newlines(bytes) + 1,
+            bytes.len(),
+        )?;
+        let (width, delimiter) = (self.names.len(), options.delimiter);
+        let mut line = block.lines_before;
+        // Rows end at each newline (and the file's end), found by SIMD search; fields at each
+        // delimiter, by a byte loop: `str::split` would cost a search call per short field.
+        let last_end = (!bytes.ends_with(b"\n")).then_some(bytes.len());
+        let mut row_start = 0;
+        for row_end in memchr::memchr_iter(b'\n', bytes).chain(last_end) {
+            line += 1;
+            if row_end > row_start {
+                let (mut start, mut fields) = (row_start, 0);
+                for i in row_start..=row_end {
+                    if i < row_end && bytes[i] != delimiter {
+                        continue;
+                    }
+                    if fields == width || i - start >= self.limits.max_field_bytes {
+                        return Ok(None);
+                    }
+                    table.set(fields, Some(&text[start..i]));
+                    (start, fields) = (i + 1, fields + 1);
+                }
+                if fields < width {
+                    return Ok(None);
+                }
+                table.end_row(line)?;
+            }
+            row_start = row_end + 1;
+        }
+        // A parse continued into the next block (one starting with a BOM, which is data past
+        // a file's start) needs a reader past this block's last newline, now file line `line`:
+        // one fed a newline (skipped as a blank line), whose extra line the offset takes off.
+        let mut core = core_reader(options);
+        core.read_record(b"\n", &mut [0], &mut [0]);
+        Ok(Some(Parse {
+            core,
+            record: Record {
+                line_offset: line - 1,
+                ..Record::default()
+            },
+            table,
+            clean: true,
+        }))
+    }
+}
+
+impl<'a> Parse<'a> {
+    /// Parses `block`, continuing the record in progress.
+    fn block(mut self, block: &Block, context: &Context<'a>) -> Result<Self> {
+        let mut input: &[u8] = &block.bytes;
+        let mut record_end = self.clean.then_some(0);
+        let names = context.names;
+        while let Read::Record(line) = self.record.read(
+            &mut self.core,
+            &mut input,
+            !block.last,
+            &context.limits,
+            Some(names),
+        )? {
+            self.record
+                .push_to(&mut self.table, names, context.limits.path, line)?;
+            record_end = Some(block.bytes.len() - input.len());
+        }
+        // A record ends on its terminator's first byte: after `\r\n` only the `\n` is left,
+        // which a fresh reader skips as a blank line just as this one would.
+        let len = block.bytes.len();
+        self.clean = record_end
+            .is_some_and(|end| end == len || (end + 1 == len && block.bytes.ends_with(b"\r\n")));
+        Ok(self)
+    }
+
+    /// Whether a fresh reader may take over at `next`: a BOM there would be stripped by a new
+    /// reader but is data to this one.
+    fn ends_before(&self, next: &Block) -> bool {
+        self.clean && !next.bytes.starts_with(UTF8_BOM)
+    }
+}
+
+/// Reads the rest of `chunks`' file as one table, in rounds of blocks parsed in parallel. Each
+/// block but the first is parsed speculatively from its start; a parse is kept only when the
+/// block before ended exactly between records (so a newline inside quotes, a blank or comment
+/// line at the cut, is never misread), else the block before's parse continues into it on
+/// this thread. The table is then the one a serial read gives, with the same first error.
+fn read_blocks(chunks: CsvChunks, block_bytes: usize) -> Result<RawTable> {
+    use rayon::prelude::*;
+    let CsvChunks {
+        path,
+        mut input,
+        gz,
+        options,
+        core,
+        record,
+        names,
+        pending,
+        ..
+    } = chunks;
+    let context = Context {
+        limits: Limits {
+            path: &path,
+            gz,
+            max_field_bytes: options.max_field_bytes,
+        },
+        options: &options,
+        names: &names,
+    };
+    let mut table = TextBuilder::new(&path, names.clone(), &options.missing)?;
+    if let Some(line) = pending {
+        record.push_to(&mut table, &names, &path, line)?;
+    }
+    let newlines = usize::try_from(core.line()).unwrap_or(usize::MAX) - 1;
+    // The header's reader goes on into the first block (it may sit between `\r` and `\n`).
+    let mut open = Parse {
+        core,
+        record,
+        table,
+        clean: false,
+    };
+    let mut blocks = Blocks {
+        input: &mut input,
+        limits: &context.limits,
+        size: block_bytes.max(1),
+        carry: Vec::new(),
+        newlines,
+        done: false,
+        error: None,
+    };
+    let mut parts = Vec::new();
+    let round_blocks = rayon::current_num_threads().max(1) * BLOCKS_PER_THREAD;
+    loop {
+        let round: Vec<Block> = blocks.by_ref().take(round_blocks).collect();
+        let Some(first) = round.first() else {
+            break;
+        };
+        let continued = if open.ends_before(first) {
+            parts.push(open.table.into_parts()?);
+            None
+        } else {
+            Some(open)
+        };
+        let mut starts: Vec<Option<Parse<'_>>> = vec![continued];
+        starts.resize_with(round.len(), || None);
+        let parsed: Vec<Result<Parse<'_>>> = starts
+            .into_par_iter()
+            .zip(&round)
+            .map(|(start, block)| match start {
+                Some(parse) => parse.block(block, &context),
+                None => context.parse_fresh(block),
+            })
+            .collect();
+        let mut parsed = parsed.into_iter();
+        let mut current = parsed.next().expect("one parse per block")?;
+        for (block, speculative) in round[1..].iter().zip(parsed) {
+            current = if current.ends_before(block) {
+                parts.push(current.table.into_parts()?);
+                speculative?
+            } else {
+                current.block(block, &context)?
+            };
+        }
+        open = current;
+    }
+    parts.push(open.table.into_parts()?);
+    if let Some(error) = blocks.error {
+        return Err(error);
+    }
+    let (batches, lines): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+    let lines: Vec<usize> = lines.into_iter().flatten().collect();
+    if lines.is_empty() {
+        return Err(Error::NoRows { path });
+    }
+    Ok(RawTable {
+        path,
+        names,
+        batches: batches.into_iter().flatten().collect(),
+        lines: Some(lines),
+        first_row: 0,
+    })
 }
 
 #[cfg(test)]
@@ -404,6 +778,95 @@ mod tests {
         // The row after the two-line quoted field starts on line 5 of the file.
         assert_eq!(chunks[1].location(0), RowLocation::Line(5));
         assert_eq!(chunks[2].location(0), RowLocation::Line(7));
+    }
+
+    /// A whole-file read in blocks of `size` bytes, on `threads` threads.
+    fn read_in_blocks(
+        path: &Path,
+        options: &CsvOptions,
+        size: usize,
+        threads: usize,
+    ) -> Result<RawTable> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            read_blocks(
+                CsvChunks::open(path, Compression::None, options, usize::MAX)?,
+                size,
+            )
+        })
+    }
+
+    #[test]
+    fn blocks_read_what_a_serial_reader_reads_at_any_cut() {
+        let comments = CsvOptions {
+            comment: Some(b'#'),
+            ..CsvOptions::default()
+        };
+        let short_fields = CsvOptions {
+            max_field_bytes: 3,
+            ..CsvOptions::default()
+        };
+        // The later texts are quote-free, mostly for the plain-block fast path.
+        let texts: [&[u8]; 12] = [
+            b"a,b\r\n1,\"x\r\ny\"\r\n\r\n2,\"\"\"q\"\r\n3,z",
+            b"a,b\n1,\"two\n\n# not a comment\nlines\"\n# comment\n\n2,y\n",
+            b"\xef\xbb\xbfa,b\n1,x\n\xef\xbb\xbf2,y\n3,\"a,b\"\n",
+            b"a,b\n1,x\n2,caf\xe9\n3,y\n",
+            b"a,b\n1,x\n2,\"y\nz\"\n3\n4,w\n",
+            b"a,b\n1,\"unterminated\n2,y\n",
+            b"a,b\n1,x\n\n2,\n,\n\xef\xbb\xbf3,y\n\n\n4,NA\n5,z",
+            b"a,b\n1,x\n2,y,z\n3,w\n",
+            b"a,b\n1,x\n2\n3,w\n",
+            b"a,b\n1,x\n# c\n2,long\n3,w\n",
+            b"a,b\r\n1,x\r\n2,y\r\n\r\n3,z\r\n",
+            b"a,b\n1,x\n2,caf\xc3\xa9\n3,y",
+        ];
+        for (options, (i, text)) in [&comments, &short_fields]
+            .into_iter()
+            .flat_map(|o| std::iter::repeat(o).zip(texts.iter().enumerate()))
+        {
+            let path = write_temp(&format!("blocks-{i}.csv"), text);
+            let serial = CsvChunks::open(&path, Compression::None, options, usize::MAX)
+                .and_then(|mut c| c.next().unwrap());
+            for size in 1..=text.len() + 1 {
+                for threads in [1, 2, 3] {
+                    let blocks = read_in_blocks(&path, options, size, threads);
+                    match (&serial, &blocks) {
+                        (Ok(serial), Ok(blocks)) => {
+                            assert_eq!(serial.lines, blocks.lines, "text {i}, size {size}");
+                            for c in 0..serial.names.len() {
+                                assert!(
+                                    serial.text_column(c).eq(blocks.text_column(c)),
+                                    "text {i}, size {size}, column {c}"
+                                );
+                            }
+                        }
+                        (Err(a), Err(b)) => {
+                            assert_eq!(a.to_string(), b.to_string(), "text {i}, size {size}");
+                        }
+                        _ => panic!("text {i}, size {size}: {serial:?} against {blocks:?}"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn thread_count_does_not_change_the_table() {
+        use std::fmt::Write as _;
+        let mut text = String::from("x,s\n");
+        for i in 0..20_000 {
+            writeln!(text, "{i},\"s{}\n{i}\"", i % 7).unwrap();
+        }
+        let path = write_temp("threads.csv", text.as_bytes());
+        let one = read_in_blocks(&path, &CsvOptions::default(), 4096, 1).unwrap();
+        let two = read_in_blocks(&path, &CsvOptions::default(), 4096, 2).unwrap();
+        assert_eq!(one.batches, two.batches);
+        assert_eq!(one.lines, two.lines);
+        assert_eq!(one.n_rows(), 20_000);
     }
 
     #[test]

@@ -79,6 +79,7 @@ pub(crate) fn read(path: &Path, compression: Compression) -> Result<RawTable> {
         names,
         batches,
         lines: None,
+        first_row: 0,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Tabular ingestion for kiln, on Arrow: CSV (optionally gzipped), Parquet and JSON Lines
 //! readers; schema inference with types and roles; validation rules and reports; one-pass
-//! column statistics; seeded splits (random, stratified, group, time-ordered, k-fold).
+//! column statistics; seeded splits (random, stratified, group, time-ordered, k-fold). CSV and
+//! Parquet files also read in chunks ([`read_chunks`]), for passes over data larger than memory.
 //!
 //! ```no_run
 //! use kiln_data::{ReadOptions, StatsOptions, ValidationConfig, compute_stats, infer_schema,
@@ -38,12 +39,15 @@ pub mod validate;
 pub use csv::{CsvChunks, CsvOptions, DEFAULT_MAX_FIELD_BYTES, read_csv};
 pub use datetime::CivilTime;
 pub use error::{Error, Result, RowLocation};
+pub use pq::ParquetChunks;
 pub use raw::RawTable;
 pub use schema::{
     ColumnRole, ColumnSchema, ColumnSettings, ColumnSpec, ColumnType, Schema, infer_schema,
     infer_schema_with,
 };
-pub use source::{Compression, Format, ReadOptions, input_files, read_chunks, read_table};
+pub use source::{
+    Compression, Format, ReadOptions, estimated_memory_bytes, input_files, read_chunks, read_table,
+};
 pub use split::{Fold, RowSplitter, Split, SplitFractions, SplitHashes, k_fold, stratified_k_fold};
 pub use stats::{DatasetStats, StatsOptions, compute_stats, compute_stats_of};
 pub use table::{ColumnRef, Table};

@@ -2,69 +2,150 @@
 //! form (numbers print in their shortest exact form, so typing them again is lossless), which
 //! lets [`RawTable::conform`] treat every format alike.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatchReader, StringArray};
 use arrow_schema::DataType;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
-use crate::raw::text_batch;
+use crate::raw::{BATCH_ROWS, text_batch};
 use crate::{CsvOptions, Error, RawTable, Result};
 
 /// Reads a Parquet file; `options.missing` applies to its text cells.
 pub(crate) fn read(path: &Path, options: &CsvOptions) -> Result<RawTable> {
-    let file = fs_err::File::open(path)?;
-    if file.metadata()?.len() == 0 {
-        return Err(Error::EmptyFile {
-            path: path.to_path_buf(),
-        });
-    }
-    let parquet_error = |source| Error::Parquet {
-        path: path.to_path_buf(),
-        source,
-    };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)
-        .map_err(parquet_error)?
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(parquet_error)?;
-    let fields = reader.schema().fields().clone();
-    let mut names: Vec<String> = Vec::with_capacity(fields.len());
-    for field in &fields {
-        if names.contains(field.name()) {
-            return Err(Error::DuplicateColumn {
-                path: path.to_path_buf(),
-                name: field.name().clone(),
-            });
-        }
-        names.push(field.name().clone());
-    }
+    let chunks = ParquetChunks::open(path, options, BATCH_ROWS)?;
+    let names = chunks.names.clone();
     let mut batches = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|source| Error::Parquet {
-            path: path.to_path_buf(),
-            source: source.into(),
-        })?;
-        let arrays = batch
-            .columns()
-            .iter()
-            .zip(&names)
-            .map(|(array, name)| as_text(path, name, array, &options.missing))
-            .collect::<Result<Vec<_>>>()?;
-        batches.push(text_batch(path, &names, arrays)?);
-    }
-    if batches.iter().all(|b| b.num_rows() == 0) {
-        return Err(Error::NoRows {
-            path: path.to_path_buf(),
-        });
+    for chunk in chunks {
+        batches.extend(chunk?.batches);
     }
     Ok(RawTable {
         path: path.to_path_buf(),
         names,
         batches,
         lines: None,
+        first_row: 0,
     })
+}
+
+/// The uncompressed size of a Parquet file's data, from its footer: what reading it whole
+/// holds in memory, give or take the text form of its numbers.
+///
+/// # Errors
+/// IO errors, and [`Error::Parquet`] for a file that is not Parquet.
+pub(crate) fn data_bytes(path: &Path) -> Result<u64> {
+    let file = fs_err::File::open(path)?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(|source| {
+            Error::Parquet {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    Ok(builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|group| u64::try_from(group.total_byte_size()).unwrap_or_default())
+        .sum())
+}
+
+/// A Parquet file read a batch of rows at a time, as [`crate::CsvChunks`] reads CSV, so a pass
+/// over a file larger than memory holds one chunk (and the row group pages it is decoded
+/// from). Each chunk is a [`RawTable`] whose rows are located by their 0-based index in the
+/// file. The first chunk of a file without rows is [`Error::NoRows`].
+pub struct ParquetChunks {
+    path: PathBuf,
+    names: Vec<String>,
+    missing: Vec<String>,
+    reader: ParquetRecordBatchReader,
+    rows_read: usize,
+    finished: bool,
+}
+
+impl ParquetChunks {
+    /// Opens `path` and reads its footer; `options.missing` applies to its text cells.
+    ///
+    /// # Errors
+    /// [`Error::EmptyFile`], [`Error::DuplicateColumn`], [`Error::Parquet`] for a file that is
+    /// not Parquet or is truncated, and IO errors naming the path.
+    pub fn open(path: &Path, options: &CsvOptions, rows_per_chunk: usize) -> Result<Self> {
+        let file = fs_err::File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            return Err(Error::EmptyFile {
+                path: path.to_path_buf(),
+            });
+        }
+        let parquet_error = |source| Error::Parquet {
+            path: path.to_path_buf(),
+            source,
+        };
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)
+            .map_err(parquet_error)?
+            .with_batch_size(rows_per_chunk.max(1))
+            .build()
+            .map_err(parquet_error)?;
+        let mut names: Vec<String> = Vec::new();
+        for field in reader.schema().fields() {
+            if names.contains(field.name()) {
+                return Err(Error::DuplicateColumn {
+                    path: path.to_path_buf(),
+                    name: field.name().clone(),
+                });
+            }
+            names.push(field.name().clone());
+        }
+        Ok(ParquetChunks {
+            path: path.to_path_buf(),
+            names,
+            missing: options.missing.clone(),
+            reader,
+            rows_read: 0,
+            finished: false,
+        })
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<RawTable>> {
+        let path = &self.path;
+        let batch = match self.reader.next() {
+            Some(batch) => batch.map_err(|source| Error::Parquet {
+                path: path.clone(),
+                source: source.into(),
+            })?,
+            None if self.rows_read == 0 => return Err(Error::NoRows { path: path.clone() }),
+            None => return Ok(None),
+        };
+        let arrays = batch
+            .columns()
+            .iter()
+            .zip(&self.names)
+            .map(|(array, name)| as_text(path, name, array, &self.missing))
+            .collect::<Result<Vec<_>>>()?;
+        let first_row = self.rows_read;
+        self.rows_read += batch.num_rows();
+        Ok(Some(RawTable {
+            path: path.clone(),
+            names: self.names.clone(),
+            batches: vec![text_batch(path, &self.names, arrays)?],
+            lines: None,
+            first_row,
+        }))
+    }
+}
+
+impl Iterator for ParquetChunks {
+    type Item = Result<RawTable>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        let next = self.next_chunk();
+        // After an error or the last chunk there is nothing more to read.
+        self.finished = !matches!(next, Ok(Some(_)));
+        next.transpose()
+    }
 }
 
 /// `array` as nullable Utf8, with missing tokens as nulls.

@@ -13,7 +13,7 @@ use crate::{Error, Result, RowLocation};
 
 /// Rows per Arrow batch while reading; batches are also cut at [`BATCH_BYTES`] of text, which
 /// keeps each batch's i32 string offsets far from overflow.
-const BATCH_ROWS: usize = 64 * 1024;
+pub(crate) const BATCH_ROWS: usize = 64 * 1024;
 const BATCH_BYTES: usize = 256 << 20;
 
 /// A data file read as text columns (missing cells are nulls), before typing.
@@ -24,6 +24,9 @@ pub struct RawTable {
     pub(crate) batches: Vec<RecordBatch>,
     /// The file line of each row (text formats); `None` for row-indexed formats (Parquet).
     pub(crate) lines: Option<Vec<usize>>,
+    /// The 0-based index in the file of the first row: nonzero for a chunk of a file read in
+    /// chunks, where row-indexed formats locate rows by it.
+    pub(crate) first_row: usize,
 }
 
 impl RawTable {
@@ -49,7 +52,7 @@ impl RawTable {
 
     /// Where data row `row` (0-based) is in the file.
     pub fn location(&self, row: usize) -> RowLocation {
-        locate(self.lines.as_deref(), row)
+        locate(self.lines.as_deref(), self.first_row, row)
     }
 
     /// A table built in memory (a JSON request, an embedding caller): `columns[i]` holds the
@@ -82,6 +85,7 @@ impl RawTable {
             names,
             batches: vec![batch],
             lines: None,
+            first_row: 0,
         })
     }
 
@@ -124,6 +128,7 @@ impl RawTable {
             names,
             batches: vec![batch],
             lines: None,
+            first_row: 0,
         })
     }
 
@@ -132,21 +137,29 @@ impl RawTable {
     /// # Panics
     /// Never: readers build only Utf8 columns.
     pub(crate) fn text_column(&self, index: usize) -> impl Iterator<Item = Option<&str>> {
-        self.batches.iter().flat_map(move |batch| {
-            let array = batch
+        self.text_arrays(index).flat_map(|array| array.iter())
+    }
+
+    /// Column `index`'s arrays, batch by batch.
+    ///
+    /// # Panics
+    /// Never: readers build only Utf8 columns.
+    pub(crate) fn text_arrays(&self, index: usize) -> impl Iterator<Item = &StringArray> {
+        self.batches.iter().map(move |batch| {
+            batch
                 .column(index)
                 .as_any()
                 .downcast_ref::<StringArray>()
-                .expect("raw tables hold only Utf8 columns");
-            (0..array.len()).map(move |i| (!array.is_null(i)).then(|| array.value(i)))
+                .expect("raw tables hold only Utf8 columns")
         })
     }
 }
 
-pub(crate) fn locate(lines: Option<&[usize]>, row: usize) -> RowLocation {
+/// Where row `row` of a table is in its file: its line, else its index past `first_row`.
+pub(crate) fn locate(lines: Option<&[usize]>, first_row: usize, row: usize) -> RowLocation {
     match lines {
         Some(lines) => RowLocation::Line(lines.get(row).copied().unwrap_or_default()),
-        None => RowLocation::Row(row),
+        None => RowLocation::Row(first_row + row),
     }
 }
 
@@ -190,6 +203,24 @@ impl<'a> TextBuilder<'a> {
         })
     }
 
+    /// A builder like [`TextBuilder::new`] with room for `rows` rows holding `bytes` bytes of
+    /// text (shared evenly between the columns as a guess), so that a block's columns do not
+    /// grow by reallocating and copying.
+    pub(crate) fn with_capacity(
+        path: &'a Path,
+        names: Vec<String>,
+        missing: &'a [String],
+        rows: usize,
+        bytes: usize,
+    ) -> Result<Self> {
+        let mut builder = Self::new(path, names, missing)?;
+        let per_column = bytes / builder.names.len().max(1);
+        for column in &mut builder.builders {
+            *column = StringBuilder::with_capacity(rows, per_column);
+        }
+        Ok(builder)
+    }
+
     /// The index of column `name`, added (missing in every earlier row) when new.
     pub(crate) fn column_index(&mut self, name: &str) -> usize {
         if let Some(index) = self.names.iter().position(|n| n == name) {
@@ -210,7 +241,7 @@ impl<'a> TextBuilder<'a> {
 
     /// Sets column `index` of the current row; `None` and missing tokens become nulls.
     pub(crate) fn set(&mut self, index: usize, cell: Option<&str>) {
-        let cell = cell.filter(|text| !self.missing.iter().any(|m| m == text));
+        let cell = cell.filter(|text| !is_missing(self.missing, text));
         self.bytes_in_batch += cell.map_or(0, str::len);
         self.builders[index].append_option(cell);
         self.filled[index] = true;
@@ -249,13 +280,25 @@ impl<'a> TextBuilder<'a> {
     }
 
     /// The finished table; [`Error::NoRows`] when no row was read.
-    pub(crate) fn finish(mut self) -> Result<RawTable> {
-        self.flush()?;
-        if self.lines.is_empty() {
-            return Err(Error::NoRows {
-                path: self.path.to_path_buf(),
-            });
+    pub(crate) fn finish(self) -> Result<RawTable> {
+        let path = self.path.to_path_buf();
+        let names = self.names.clone();
+        let (batches, lines) = self.into_parts()?;
+        if lines.is_empty() {
+            return Err(Error::NoRows { path });
         }
+        Ok(RawTable {
+            path,
+            names,
+            batches,
+            lines: Some(lines),
+            first_row: 0,
+        })
+    }
+
+    /// The rows read so far (possibly none): their batches and file lines.
+    pub(crate) fn into_parts(mut self) -> Result<(Vec<RecordBatch>, Vec<usize>)> {
+        self.flush()?;
         // Batches read before a column appeared lack it: pad them with nulls.
         let width = self.names.len();
         let batches = self
@@ -270,13 +313,18 @@ impl<'a> TextBuilder<'a> {
                 text_batch(self.path, &self.names, arrays)
             })
             .collect::<Result<_>>()?;
-        Ok(RawTable {
-            path: self.path.to_path_buf(),
-            names: self.names,
-            batches,
-            lines: Some(self.lines),
-        })
+        Ok((batches, self.lines))
     }
+}
+
+/// Whether `text` is one of the `missing` tokens. Comparing the first byte before the rest
+/// keeps the usual cell (a number as long as `null`) clear of a `memcmp` call per token.
+fn is_missing(missing: &[String], text: &str) -> bool {
+    missing.iter().any(|token| {
+        token.len() == text.len()
+            && token.as_bytes().first() == text.as_bytes().first()
+            && token == text
+    })
 }
 
 /// A batch of nullable Utf8 columns called `names`.

@@ -103,11 +103,12 @@ pub fn input_files(path: &Path, options: &ReadOptions) -> Vec<PathBuf> {
 }
 
 /// A data file as chunks of at most `rows_per_chunk` rows, for one pass over a file larger
-/// than memory (batch scoring). CSV, plain or gzip, streams through [`CsvChunks`]; Parquet,
-/// JSON Lines and IDX files are read whole, as one chunk.
+/// than memory (batch scoring, streaming training). CSV, plain or gzip, streams through
+/// [`CsvChunks`] and Parquet through [`crate::ParquetChunks`]; JSON Lines and IDX files are
+/// read whole, as one chunk.
 ///
 /// # Errors
-/// As [`read_table`]; a CSV file's errors past its header come from the iterator.
+/// As [`read_table`]; errors past a file's header or footer come from the iterator.
 pub fn read_chunks(
     path: &Path,
     options: &ReadOptions,
@@ -120,8 +121,32 @@ pub fn read_chunks(
             &options.csv,
             rows_per_chunk,
         )?)),
+        (Format::Parquet, _) => Ok(Box::new(crate::ParquetChunks::open(
+            path,
+            &options.csv,
+            rows_per_chunk,
+        )?)),
         _ => Ok(Box::new(std::iter::once(read_table(path, options)))),
     }
+}
+
+/// What reading a data file whole would hold in memory, estimated without reading it: a
+/// Parquet file's uncompressed data size from its footer; four times a gzip file's size (a
+/// typical CSV ratio); any other file's size.
+///
+/// # Errors
+/// IO errors; [`Error::Parquet`] for a Parquet file without a readable footer;
+/// [`Error::UnknownFormat`].
+pub fn estimated_memory_bytes(path: &Path, options: &ReadOptions) -> Result<u64> {
+    let (format, compression) = format_of(path, options)?;
+    if format == Format::Parquet {
+        return crate::pq::data_bytes(path);
+    }
+    let size = fs_err::metadata(path)?.len();
+    Ok(match compression {
+        Compression::Gzip => size.saturating_mul(4),
+        Compression::None => size,
+    })
 }
 
 /// The format and compression `options` set, else those of the file name.

@@ -288,7 +288,7 @@ impl StatsAccumulator {
             .map(|(name, column_type, acc)| {
                 let (count, missing, summary) = match acc {
                     Accumulator::Numeric(acc) => {
-                        let (count, missing) = (acc.count + acc.infinite, acc.missing);
+                        let (count, missing) = (acc.moments.count + acc.infinite, acc.missing);
                         let mut stats = acc.finish(options);
                         if column_type == ColumnType::Datetime {
                             stats.min_time = stats.min.map(datetime_text);
@@ -323,15 +323,82 @@ fn datetime_text(micros: f64) -> String {
     format_datetime(micros as i64)
 }
 
+/// A quantile sketch with relative accuracy [`QUANTILE_RELATIVE_ERROR`]: what the statistics
+/// use, and what streaming transform fits use to agree with them.
+pub fn quantile_sketch() -> DDSketch {
+    DDSketch::new(Config::new(QUANTILE_RELATIVE_ERROR, 2048, 1e-9))
+}
+
+/// `sketch`'s `q`-quantile, clamped to the values it saw; `None` when it saw none. The estimate
+/// may fall past the extremes (by its relative error); the true quantile cannot, so clamping
+/// only brings it closer.
+pub fn sketch_quantile(sketch: &DDSketch, q: f64) -> Option<f64> {
+    let (lo, hi) = (sketch.min()?, sketch.max()?);
+    Some(sketch.quantile(q).ok()??.clamp(lo, hi))
+}
+
+/// Count, mean, population variance (Welford's one-pass update), minimum and maximum of a
+/// stream of values.
+#[derive(Debug, Clone, Copy)]
+pub struct Moments {
+    /// Values added.
+    pub count: usize,
+    /// Their mean (0 for none).
+    pub mean: f64,
+    /// Sum of squared deviations from the mean.
+    m2: f64,
+    /// The smallest value (+∞ for none).
+    pub min: f64,
+    /// The largest value (−∞ for none).
+    pub max: f64,
+}
+
+impl Default for Moments {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            mean: 0.0,
+            m2: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+impl Moments {
+    /// Adds `x`.
+    pub fn add(&mut self, x: f64) {
+        self.count += 1;
+        #[allow(clippy::cast_precision_loss)] // Counts are far below 2^52.
+        let n = self.count as f64;
+        let delta = x - self.mean;
+        self.mean += delta / n;
+        self.m2 = delta.mul_add(x - self.mean, self.m2);
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+    }
+
+    /// The population variance (0 for none).
+    pub fn variance(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)] // Counts are far below 2^52.
+        let n = self.count.max(1) as f64;
+        self.m2 / n
+    }
+
+    /// (min, max), or (0, 0) for no values.
+    pub fn range(&self) -> (f64, f64) {
+        if self.count == 0 {
+            (0.0, 0.0)
+        } else {
+            (self.min, self.max)
+        }
+    }
+}
+
 struct NumericAcc {
-    count: usize,
+    moments: Moments,
     missing: usize,
     infinite: usize,
-    mean: f64,
-    /// Sum of squared deviations from the mean (Welford).
-    m2: f64,
-    min: f64,
-    max: f64,
     sketch: DDSketch,
     histogram: GrowingHistogram,
 }
@@ -339,7 +406,7 @@ struct NumericAcc {
 impl std::fmt::Debug for NumericAcc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NumericAcc")
-            .field("count", &self.count)
+            .field("moments", &self.moments)
             .field("missing", &self.missing)
             .finish_non_exhaustive()
     }
@@ -348,14 +415,10 @@ impl std::fmt::Debug for NumericAcc {
 impl NumericAcc {
     fn new(bins: usize) -> Self {
         Self {
-            count: 0,
+            moments: Moments::default(),
             missing: 0,
             infinite: 0,
-            mean: 0.0,
-            m2: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            sketch: DDSketch::new(Config::new(QUANTILE_RELATIVE_ERROR, 2048, 1e-9)),
+            sketch: quantile_sketch(),
             histogram: GrowingHistogram::new(bins.max(2)),
         }
     }
@@ -366,14 +429,7 @@ impl NumericAcc {
             Some(v) if v.is_nan() => self.missing += 1,
             Some(v) if v.is_infinite() => self.infinite += 1,
             Some(v) => {
-                self.count += 1;
-                #[allow(clippy::cast_precision_loss)] // Counts are far below 2^52.
-                let n = self.count as f64;
-                let delta = v - self.mean;
-                self.mean += delta / n;
-                self.m2 = delta.mul_add(v - self.mean, self.m2);
-                self.min = self.min.min(v);
-                self.max = self.max.max(v);
+                self.moments.add(v);
                 self.sketch.add(v);
                 self.histogram.add(v);
             }
@@ -381,25 +437,22 @@ impl NumericAcc {
     }
 
     fn finish(self, options: &StatsOptions) -> NumericStats {
-        let any = self.count > 0;
-        #[allow(clippy::cast_precision_loss)] // Counts are far below 2^52.
-        let std = (self.m2 / self.count as f64).sqrt();
+        let m = self.moments;
+        let any = m.count > 0;
         let quantiles = options
             .quantiles
             .iter()
             .filter_map(|&q| {
-                // The sketch's estimate may fall past the extremes (by its relative error);
-                // the true quantile cannot, so clamping only brings it closer.
-                let value = self.sketch.quantile(q).ok()??.clamp(self.min, self.max);
+                let value = sketch_quantile(&self.sketch, q)?;
                 Some(Quantile { q, value })
             })
             .collect();
         NumericStats {
             infinite: self.infinite,
-            mean: any.then_some(self.mean),
-            std: any.then_some(std),
-            min: any.then_some(self.min),
-            max: any.then_some(self.max),
+            mean: any.then_some(m.mean),
+            std: any.then_some(m.variance().sqrt()),
+            min: any.then_some(m.min),
+            max: any.then_some(m.max),
             min_time: None,
             max_time: None,
             quantiles,

@@ -25,6 +25,9 @@ struct StoredMeta {
     source: PathBuf,
     schema: Schema,
     has_lines: bool,
+    /// Absent in tables stored before chunks were located by it: they start at row 0.
+    #[serde(default)]
+    first_row: usize,
 }
 
 impl Table {
@@ -52,6 +55,7 @@ impl Table {
             source: self.path.clone(),
             schema: self.schema.clone(),
             has_lines: self.lines.is_some(),
+            first_row: self.first_row,
         };
         let meta = serde_json::to_string(&meta).expect("schema serializes");
         let schema = Arc::new(ArrowSchema::new(fields).with_metadata(
@@ -145,6 +149,7 @@ impl Table {
             schema: meta.schema,
             batch,
             lines,
+            first_row: meta.first_row,
         })
     }
 }

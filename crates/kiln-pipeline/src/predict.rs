@@ -30,7 +30,8 @@ pub fn write_predictions_csv(
 
 /// Predicts every row of the data file at `path`, `rows_per_chunk` rows at a time, and writes
 /// the predictions to `out` as [`write_predictions_csv`] does: memory holds one chunk whatever
-/// the file's size (CSV streams; other formats are read whole, see [`kiln_data::read_chunks`]).
+/// the file's size (CSV and Parquet stream; other formats are read whole, see
+/// [`kiln_data::read_chunks`]).
 /// Returns the number of rows predicted.
 pub(crate) fn predict_file(
     spec: &BundleSpec,

@@ -2,8 +2,9 @@
 //! no pass holds more than a chunk of rows.
 //!
 //! A run streams when `[data] streaming = true`, or when the file's estimated size exceeds
-//! `[data] memory_budget_mib` (`kiln train --memory-budget-mib`). The estimate is the file's
-//! size, four times it for gzip (`.gz`) files. Streaming reads CSV files, plain or gzip.
+//! `[data] memory_budget_mib` (`kiln train --memory-budget-mib`), as
+//! [`kiln_data::estimated_memory_bytes`] estimates it. Streaming reads CSV files, plain or
+//! gzip, and Parquet files.
 //!
 //! - **Schema** from the first chunk, as in memory (its first `infer_rows` rows); `[validate]`
 //!   rules are checked on that first chunk only.
@@ -27,13 +28,12 @@
 //! the distinct values of categorical columns (their counts).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use kiln_core::Matrix;
 use kiln_core::rng::Reservoir;
-use kiln_data::{Compression, Format, ReadOptions, RowSplitter, Schema, StatsOptions, Table};
+use kiln_data::{Format, RowSplitter, Schema, StatsOptions, Table};
 use kiln_models::Net;
 use kiln_train::{BatchSource, Hooks, ShuffleBuffer, StreamedBatch, TrainSettings, Trained};
 use kiln_transform::{FittedFeatures, FittedTarget, TargetFitter, TargetKind, Targets};
@@ -81,15 +81,6 @@ pub(crate) struct Stream {
     shuffle_rows: usize,
 }
 
-/// The file's estimated in-memory size: its size, four times it when gzipped.
-fn estimated_bytes(path: &Path, read: &ReadOptions) -> Result<u64> {
-    let size = fs_err::metadata(path)?.len();
-    let gzip = read.compression == Some(Compression::Gzip)
-        || (read.compression.is_none()
-            && Format::detect(path).is_some_and(|(_, c)| c == Compression::Gzip));
-    Ok(if gzip { size.saturating_mul(4) } else { size })
-}
-
 /// The budget in MiB when `config`'s run streams, `None` when it loads the file.
 ///
 /// # Errors
@@ -98,9 +89,11 @@ pub(crate) fn budget(config: &ValidPipelineConfig) -> Result<Option<u64>> {
     let data = &config.raw().data;
     Ok(match (data.streaming, data.memory_budget_mib) {
         (Some(true), budget) => Some(budget.unwrap_or(DEFAULT_BUDGET_MIB)),
-        (None, Some(budget)) => (estimated_bytes(config.source(), config.read_options())?
-            > budget.saturating_mul(MIB))
-        .then_some(budget),
+        (None, Some(budget)) => {
+            (kiln_data::estimated_memory_bytes(config.source(), config.read_options())?
+                > budget.saturating_mul(MIB))
+            .then_some(budget)
+        }
         (Some(false), _) | (None, None) => None,
     })
 }
@@ -199,12 +192,12 @@ pub(crate) fn prepare(
     let read = config.read_options();
     if !matches!(
         read.format.or(Format::detect(path).map(|(f, _)| f)),
-        Some(Format::Csv)
+        Some(Format::Csv | Format::Parquet)
     ) {
         return Err(Error::NotStreamable {
             option: "data.source",
             reason: format!(
-                "{} is not a CSV file, and streaming reads CSV (plain or .gz)",
+                "{} is neither CSV nor Parquet, the formats streaming reads",
                 path.display()
             ),
         });
@@ -339,7 +332,7 @@ pub(crate) fn prepare(
     };
     let record = StreamingRecord {
         memory_budget_mib: budget_mib,
-        estimated_bytes: estimated_bytes(path, read)?,
+        estimated_bytes: kiln_data::estimated_memory_bytes(path, read)?,
         chunk_rows,
         shuffle_rows,
         valid_sample_rows: valid_rows,

@@ -17,8 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use arrow_array::Array;
 use kiln_core::rng::Reservoir;
+use kiln_data::stats::{Moments, quantile_sketch};
 use kiln_data::{ColumnRef, ColumnType, Table};
-use sketches_ddsketch::{Config, DDSketch};
+use sketches_ddsketch::DDSketch;
 
 use crate::categorical::FittedCategorical;
 use crate::config::{CategoricalConfig, Encode, Impute, NumericConfig, Scale};
@@ -97,7 +98,7 @@ impl FeaturePlan {
                         ColumnFitter::Datetime(Box::new(DatetimeFitter {
                             fitted: FittedDatetime::fit(name, &config, &[]),
                             origin: None,
-                            offsets: sketch(),
+                            offsets: quantile_sketch(),
                             years: Moments::default(),
                         }))
                     }
@@ -257,75 +258,9 @@ impl FeaturesFitter {
     }
 }
 
-/// A quantile sketch as accurate as `kiln-data`'s statistics.
-fn sketch() -> DDSketch {
-    DDSketch::new(Config::new(
-        kiln_data::stats::QUANTILE_RELATIVE_ERROR,
-        2048,
-        1e-9,
-    ))
-}
-
-/// The sketch's `q`-quantile, clamped to the values seen (0 when empty).
+/// `sketch`'s `q`-quantile (0 when it saw no values), as the statistics compute it.
 fn sketch_quantile(sketch: &DDSketch, q: f64) -> f64 {
-    let (Some(lo), Some(hi)) = (sketch.min(), sketch.max()) else {
-        return 0.0;
-    };
-    sketch
-        .quantile(q)
-        .ok()
-        .flatten()
-        .map_or(lo, |v| v.clamp(lo, hi))
-}
-
-/// Count, mean, population variance (Welford), minimum and maximum.
-#[derive(Debug, Clone, Copy)]
-struct Moments {
-    count: usize,
-    mean: f64,
-    m2: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Default for Moments {
-    fn default() -> Self {
-        Self {
-            count: 0,
-            mean: 0.0,
-            m2: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-        }
-    }
-}
-
-impl Moments {
-    fn add(&mut self, x: f64) {
-        self.count += 1;
-        #[allow(clippy::cast_precision_loss)] // Counts are far below 2^52.
-        let n = self.count as f64;
-        let delta = x - self.mean;
-        self.mean += delta / n;
-        self.m2 = delta.mul_add(x - self.mean, self.m2);
-        self.min = self.min.min(x);
-        self.max = self.max.max(x);
-    }
-
-    fn variance(&self) -> f64 {
-        #[allow(clippy::cast_precision_loss)] // Counts are far below 2^52.
-        let n = self.count.max(1) as f64;
-        self.m2 / n
-    }
-
-    /// (min, max), or (0, 0) for no values, as the in-memory fit.
-    fn range(&self) -> (f64, f64) {
-        if self.count == 0 {
-            (0.0, 0.0)
-        } else {
-            (self.min, self.max)
-        }
-    }
+    kiln_data::stats::sketch_quantile(sketch, q).unwrap_or(0.0)
 }
 
 /// A numeric column: pass 1 learns the fill and clip bounds (and samples for Yeo-Johnson),
@@ -361,7 +296,7 @@ impl NumericFitter {
             present: 0,
             missing: 0,
             sum: 0.0,
-            raw: needs_raw_sketch.then(sketch),
+            raw: needs_raw_sketch.then(quantile_sketch),
             power_sample: config.power.then(|| {
                 Reservoir::new(
                     POWER_SAMPLE_ROWS,
@@ -370,7 +305,7 @@ impl NumericFitter {
             }),
             fitted: None,
             prepared: Moments::default(),
-            prepared_sketch: needs_prepared_sketch.then(sketch),
+            prepared_sketch: needs_prepared_sketch.then(quantile_sketch),
             config,
         }
     }
@@ -424,7 +359,7 @@ impl NumericFitter {
         let missing = self.missing as u64;
         let raw = self.raw.as_ref();
         let mut fitted = FittedNumeric::unscaled(name, config, fill, |[lo, hi]| {
-            let mut filled = raw.cloned().unwrap_or_else(sketch);
+            let mut filled = raw.cloned().unwrap_or_else(quantile_sketch);
             filled.add_with_count(fill, missing);
             [sketch_quantile(&filled, lo), sketch_quantile(&filled, hi)]
         });

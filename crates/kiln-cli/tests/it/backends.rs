@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::{example, kiln, penguins_pipeline, scratch, stderr, train};
+use crate::{example, kiln, penguins_pipeline, scratch, stderr, train, train_failure};
 
 #[test]
 fn backends_lists_every_compiled_backend() {
@@ -204,16 +204,10 @@ fn bf16_trains_on_flex_and_is_refused_on_ndarray() {
     let weights = |run: &Path| fs_err::read(run.join("bundle/model.mpk")).unwrap();
     assert_ne!(weights(&run_dir), weights(&f32_run));
 
-    let refused = kiln(&[
-        "train",
-        pipeline.to_str().unwrap(),
-        "--out",
-        dir.path().to_str().unwrap(),
-    ]);
-    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let (code, message) = train_failure(&pipeline, dir.path(), &[]);
+    assert_eq!(code, Some(2), "{message}");
     assert!(
-        stderr(&refused).contains("precision `bf16` is not available on backend `ndarray`"),
-        "{}",
-        stderr(&refused)
+        message.contains("precision `bf16` is not available on backend `ndarray`"),
+        "{message}"
     );
 }

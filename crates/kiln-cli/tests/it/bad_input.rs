@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::{example, kiln, scratch, stderr, visible_entries};
+use crate::{example, scratch, train_failure, visible_entries};
 
 const PIPELINE: &str = r#"[pipeline]
 name = "bad"
@@ -32,16 +32,8 @@ fn fails_cleanly(
         fs_err::write(dir.join("data.csv"), data).unwrap();
     }
     let out_dir = dir.join("runs");
-    let mut args = vec![
-        "train",
-        config.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let out = kiln(&args);
-    let message = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "exit code; stderr: {message}");
+    let (code, message) = train_failure(&config, &out_dir, extra);
+    assert_eq!(code, Some(2), "exit code; stderr: {message}");
     for piece in expected {
         assert!(message.contains(piece), "stderr lacks `{piece}`: {message}");
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use serde_json::{Value, json};
 
-use crate::{example, kiln, scratch, stderr, train, visible_entries};
+use crate::{example, kiln, scratch, stderr, train, train_failure, visible_entries};
 
 /// penguins.csv as a header and rows of cells (`None` for `NA`).
 fn penguins() -> (Vec<String>, Vec<Vec<Option<String>>>) {
@@ -405,14 +405,8 @@ fn train_stops_before_fitting_when_an_error_rule_fails() {
     copy_penguins(dir.path());
     let config = pipeline(dir.path(), "penguins.csv", "", RULES);
     let runs = dir.path().join("runs");
-    let out = kiln(&[
-        "train",
-        config.to_str().unwrap(),
-        "--out",
-        runs.to_str().unwrap(),
-    ]);
-    let message = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{message}");
+    let (code, message) = train_failure(&config, &runs, &[]);
+    assert_eq!(code, Some(1), "{message}");
     let expected = "penguins.csv: validation failed, nothing was fitted:\n  \
         `range` on `bill_length_mm`: 165 values outside [0, 45] (first at lines 21, 75, 113, 154, 155)\n";
     assert!(message.contains(expected), "{message}");

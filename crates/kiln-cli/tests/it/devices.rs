@@ -1,6 +1,6 @@
 //! `kiln train --devices N`: data-parallel replicas (on the CPU, all sharing its one device).
 
-use crate::{kiln, penguins_pipeline, scratch, stderr, train};
+use crate::{penguins_pipeline, scratch, train, train_failure};
 
 #[test]
 fn two_devices_train_penguins_like_one_device_at_the_whole_batch() {
@@ -32,36 +32,28 @@ fn two_devices_train_penguins_like_one_device_at_the_whole_batch() {
 fn devices_beyond_the_backend_are_refused() {
     let dir = scratch();
     let pipeline = penguins_pipeline(dir.path(), &[]);
-    let pipeline = pipeline.to_str().unwrap();
     let out_dir = dir.path().join("runs");
-    let out_dir = out_dir.to_str().unwrap();
-    let zero = kiln(&["train", pipeline, "--out", out_dir, "--devices", "0"]);
-    assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
-    assert!(stderr(&zero).contains("--devices"), "{}", stderr(&zero));
+    let (code, message) = train_failure(&pipeline, &out_dir, &["--devices", "0"]);
+    assert_eq!(code, Some(2), "{message}");
+    assert!(message.contains("--devices"), "{message}");
     let config = penguins_pipeline(
         dir.path(),
         &[("batch_size = 32", "batch_size = 32\ndevices = 0")],
     );
-    let zero = kiln(&["train", config.to_str().unwrap(), "--out", out_dir]);
-    assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
-    assert!(stderr(&zero).contains("train.devices"), "{}", stderr(&zero));
+    let (code, message) = train_failure(&config, &out_dir, &[]);
+    assert_eq!(code, Some(2), "{message}");
+    assert!(message.contains("train.devices"), "{message}");
     // wgpu counts discrete GPUs (lavapipe is none); 64 is more than any machine here has.
     let pipeline = penguins_pipeline(dir.path(), &[]);
-    let many = kiln(&[
-        "train",
-        pipeline.to_str().unwrap(),
-        "--out",
-        out_dir,
-        "--backend",
-        "wgpu",
-        "--devices",
-        "64",
-    ]);
-    assert_eq!(many.status.code(), Some(2), "{}", stderr(&many));
+    let (code, message) = train_failure(
+        &pipeline,
+        &out_dir,
+        &["--backend", "wgpu", "--devices", "64"],
+    );
+    assert_eq!(code, Some(2), "{message}");
     assert!(
-        stderr(&many).contains("cannot train on 64 devices: discrete GPUs visible to wgpu here: "),
-        "{}",
-        stderr(&many)
+        message.contains("cannot train on 64 devices: discrete GPUs visible to wgpu here: "),
+        "{message}"
     );
     assert!(crate::visible_entries(&dir.path().join("runs")).is_empty());
 }

@@ -65,8 +65,8 @@ pub(crate) fn scratch() -> tempfile::TempDir {
         .expect("temp dir")
 }
 
-/// `kiln train PIPELINE --out OUT EXTRA.. --json`; panics with kiln's stderr when it fails.
-pub(crate) fn train(pipeline: &Path, out: &Path, extra: &[&str]) -> (PathBuf, Value) {
+/// The arguments `train PIPELINE --out OUT EXTRA..`.
+pub(crate) fn train_args<'a>(pipeline: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "train",
         pipeline.to_str().unwrap(),
@@ -74,7 +74,18 @@ pub(crate) fn train(pipeline: &Path, out: &Path, extra: &[&str]) -> (PathBuf, Va
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    train_json(&args)
+    args
+}
+
+/// `kiln train PIPELINE --out OUT EXTRA.. --json`; panics with kiln's stderr when it fails.
+pub(crate) fn train(pipeline: &Path, out: &Path, extra: &[&str]) -> (PathBuf, Value) {
+    train_json(&train_args(pipeline, out, extra))
+}
+
+/// `kiln train PIPELINE --out OUT EXTRA..`, which should fail: its exit code and stderr.
+pub(crate) fn train_failure(pipeline: &Path, out: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let output = kiln(&train_args(pipeline, out, extra));
+    (output.status.code(), stderr(&output))
 }
 
 /// Runs `kiln ARGS --json` (a train command); returns the run directory and its manifest.

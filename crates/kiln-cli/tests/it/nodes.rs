@@ -1,6 +1,6 @@
 //! `kiln train --nodes N`: multi-node data parallelism on MPI, here as processes on loopback.
 
-use crate::{kiln, penguins_pipeline, scratch, stderr};
+use crate::{penguins_pipeline, scratch, train_failure};
 
 /// Without an MPI launcher (or without MPI compiled in) a multi-node run stops at once, saying
 /// how to start one.
@@ -9,21 +9,14 @@ fn nodes_without_a_launcher_are_refused_with_what_to_do() {
     let dir = scratch();
     let pipeline = penguins_pipeline(dir.path(), &[]);
     let out = dir.path().join("runs");
-    let output = kiln(&[
-        "train",
-        pipeline.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--nodes",
-        "2",
-    ]);
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let (code, message) = train_failure(&pipeline, &out, &["--nodes", "2"]);
+    assert_eq!(code, Some(2), "{message}");
     let expected = if cfg!(feature = "mpi") {
         "this MPI job has 1 process: start one process per node with the launcher"
     } else {
         "this kiln was built without MPI"
     };
-    assert!(stderr(&output).contains(expected), "{}", stderr(&output));
+    assert!(message.contains(expected), "{message}");
     assert!(crate::visible_entries(&out).is_empty());
 }
 
@@ -36,7 +29,7 @@ mod mpi {
 
     use serde_json::Value;
 
-    use crate::{penguins_pipeline, scratch, train, visible_entries};
+    use crate::{penguins_pipeline, scratch, train, train_args, visible_entries};
 
     /// `mpirun` with `args`, its processes talking over TCP on 127.0.0.1 only, output piped.
     fn launch(args: &[&str]) -> Child {
@@ -95,17 +88,11 @@ mod mpi {
         let out = dir.path().join("nodes");
         let child = mpirun(
             &[],
-            &[
-                "train",
-                pipeline.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--nodes",
-                "2",
-                "--node-timeout-secs",
-                "60",
-                "--json",
-            ],
+            &train_args(
+                &pipeline,
+                &out,
+                &["--nodes", "2", "--node-timeout-secs", "60", "--json"],
+            ),
         );
         let (output, finished) = bounded(child, Duration::from_mins(4));
         let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
@@ -175,17 +162,11 @@ mod mpi {
         // With recovery on, Open MPI leaves the survivor running: kiln's own timeout ends it.
         let mut child = mpirun(
             &["--enable-recovery"],
-            &[
-                "train",
-                pipeline.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--nodes",
-                "2",
-                "--node-timeout-secs",
-                "3",
-                "--json",
-            ],
+            &train_args(
+                &pipeline,
+                &out,
+                &["--nodes", "2", "--node-timeout-secs", "3", "--json"],
+            ),
         );
         // Kill node 1 once node 0 has trained a few epochs (its epoch lines on stdout).
         let mut stdout = child.stdout.take().expect("piped");
@@ -230,16 +211,11 @@ mod mpi {
         let pipeline = penguins_pipeline(dir.path(), &[]);
         let out = dir.path().join("alone");
         // The second process of the job is not kiln: it never joins.
-        let args = [
-            "train",
-            pipeline.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--nodes",
-            "2",
-            "--node-timeout-secs",
-            "2",
-        ];
+        let args = train_args(
+            &pipeline,
+            &out,
+            &["--nodes", "2", "--node-timeout-secs", "2"],
+        );
         let kiln = env!("CARGO_BIN_EXE_kiln");
         let child = launch(
             &[

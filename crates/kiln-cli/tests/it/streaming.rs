@@ -2,8 +2,9 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::{kiln, scratch, stderr, train};
+use super::{kiln, scratch, stderr, train, train_failure};
 
 /// A learnable binary target over four numeric columns (some missing) and a category.
 fn generate(path: &Path, rows: usize, bad_row: Option<usize>) {
@@ -35,6 +36,37 @@ fn generate(path: &Path, rows: usize, bad_row: Option<usize>) {
         writeln!(text, "{x1},{x2:.5},{x3:.5},{x4},{c},{y}").unwrap();
     }
     fs_err::write(path, text).unwrap();
+}
+
+/// The CSV file `csv` written by [`generate`] as typed Parquet (`NA` as null), in row groups of
+/// 7,000 rows so that chunks cross them.
+fn to_parquet(csv: &Path, out: &Path) {
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+    let text = fs_err::read_to_string(csv).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let mut columns: Vec<(&str, ArrayRef)> = (0..4)
+        .map(|c| {
+            let values: Float64Array = rows.iter().map(|r| r[c].parse().ok()).collect();
+            (["x1", "x2", "x3", "x4"][c], Arc::new(values) as ArrayRef)
+        })
+        .collect();
+    for (c, name) in [(4, "c"), (5, "y")] {
+        let values: StringArray = rows.iter().map(|r| Some(r[c])).collect();
+        columns.push((name, Arc::new(values)));
+    }
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let properties = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(7_000))
+        .build();
+    let file = fs_err::File::create(out).unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(properties)).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
 }
 
 fn pipeline(dir: &Path, data: &Path, data_extra: &str) -> PathBuf {
@@ -128,19 +160,56 @@ fn a_file_over_the_budget_streams_learns_and_reruns_exactly() {
 }
 
 #[test]
+fn a_parquet_file_streams_and_trains_the_model_its_csv_twin_trains() {
+    let dir = scratch();
+    let csv = dir.path().join("big.csv");
+    generate(&csv, 60_000, None);
+    let parquet = dir.path().join("big.parquet");
+    to_parquet(&csv, &parquet);
+    let out = dir.path().join("runs");
+    let config = pipeline(dir.path(), &csv, "streaming = true\nmemory_budget_mib = 2");
+    let (run, from_csv) = train(&config, &out, &[]);
+    // The footer's uncompressed size (~2.6 MB) is over the budget: the run streams untold.
+    let config = pipeline(dir.path(), &parquet, "");
+    let (_, from_parquet) = train(&config, &out, &["--memory-budget-mib", "2"]);
+    let streaming = &from_parquet["streaming"];
+    assert!(
+        streaming["estimated_bytes"].as_u64().unwrap() > 2 << 20,
+        "{streaming}"
+    );
+    assert_eq!(streaming["chunk_rows"], from_csv["streaming"]["chunk_rows"]);
+    // The same rows, split alike and shuffled alike, train the same weights.
+    assert_eq!(from_parquet["splits"], from_csv["splits"]);
+    assert_eq!(from_parquet["parameter_hash"], from_csv["parameter_hash"]);
+    assert_eq!(from_parquet["metrics"], from_csv["metrics"]);
+
+    // Batch scoring streams Parquet too, chunk by chunk, to the predictions of the CSV.
+    let bundle = run.join("bundle");
+    let predict = |data: &Path, chunk_rows: &str| {
+        let predictions = dir.path().join("predictions.csv");
+        let output = kiln(&[
+            "predict",
+            bundle.to_str().unwrap(),
+            data.to_str().unwrap(),
+            "--chunk-rows",
+            chunk_rows,
+            "-o",
+            predictions.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        fs_err::read_to_string(&predictions).unwrap()
+    };
+    assert_eq!(predict(&parquet, "4096"), predict(&csv, "65536"));
+}
+
+#[test]
 fn a_bad_value_deep_in_a_streamed_file_names_its_line_and_column() {
     let dir = scratch();
     let data = dir.path().join("bad.csv");
     generate(&data, 50_000, Some(45_000));
     let config = pipeline(dir.path(), &data, "streaming = true\nmemory_budget_mib = 1");
-    let output = kiln(&[
-        "train",
-        config.to_str().unwrap(),
-        "--out",
-        dir.path().to_str().unwrap(),
-    ]);
-    assert!(!output.status.success());
-    let message = stderr(&output);
+    let (code, message) = train_failure(&config, dir.path(), &[]);
+    assert_eq!(code, Some(2), "{message}");
     assert!(message.contains("bad.csv"), "{message}");
     assert!(
         message.contains("45002"),
@@ -161,13 +230,7 @@ fn splits_that_need_every_row_are_refused_when_streaming() {
         text.replace("[split]\n", "[split]\nmethod = \"stratified\"\n"),
     )
     .unwrap();
-    let output = kiln(&[
-        "train",
-        config.to_str().unwrap(),
-        "--out",
-        dir.path().to_str().unwrap(),
-    ]);
-    assert!(!output.status.success());
-    let message = stderr(&output);
+    let (code, message) = train_failure(&config, dir.path(), &[]);
+    assert_eq!(code, Some(2), "{message}");
     assert!(message.contains("split.method"), "{message}");
 }

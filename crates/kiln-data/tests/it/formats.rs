@@ -177,3 +177,72 @@ fn csv_options_cover_delimiter_quotes_comments_and_missing_tokens() {
     let lines: Vec<_> = (0..4).map(|r| table.line_of(r)).collect();
     assert_eq!(lines, [3, 4, 6, 7]);
 }
+
+#[test]
+fn streamed_chunks_read_the_whole_file_and_locate_rows_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_all(dir.path());
+    let options = ReadOptions::default();
+    for path in &paths[..3] {
+        let whole = read_table(path, &options).unwrap();
+        let schema = infer_schema(&whole, 1000, &BTreeMap::new()).unwrap();
+        let chunks: Vec<_> = kiln_data::read_chunks(path, &options, 7)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(chunks.len(), N.div_ceil(7), "{}", path.display());
+        // The last chunk's first row is row 35 of the file: line 37 of a CSV (after the
+        // header), index 35 of a Parquet file.
+        let expected = if path.extension().is_some_and(|e| e == "parquet") {
+            RowLocation::Row(35)
+        } else {
+            RowLocation::Line(37)
+        };
+        assert_eq!(chunks[5].location(0), expected, "{}", path.display());
+        let typed: Vec<_> = chunks
+            .iter()
+            .map(|c| c.conform(&schema, &[]).unwrap())
+            .collect();
+        let joined = kiln_data::Table::concat(&typed.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!(
+            joined.batch(),
+            whole.conform(&schema, &[]).unwrap().batch(),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn a_bad_value_in_a_later_parquet_chunk_names_its_row_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let x: StringArray = (0..N)
+        .map(|i| {
+            Some(if i == 30 {
+                "oops".to_owned()
+            } else {
+                i.to_string()
+            })
+        })
+        .collect();
+    let batch = RecordBatch::try_from_iter([("x", Arc::new(x) as ArrayRef)]).unwrap();
+    let path = dir.path().join("bad.parquet");
+    let mut writer =
+        ArrowWriter::try_new(fs_err::File::create(&path).unwrap(), batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let mut chunks = kiln_data::read_chunks(&path, &ReadOptions::default(), 8).unwrap();
+    let first = chunks.next().unwrap().unwrap();
+    let schema = infer_schema(&first, 1000, &BTreeMap::new()).unwrap();
+    assert_eq!(schema.columns[0].column_type, ColumnType::Numeric);
+    let errors: Vec<String> = chunks
+        .filter_map(|chunk| chunk.unwrap().conform(&schema, &[]).err())
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("bad.parquet: row index 30, column `x`: cannot read `oops`"),
+        "{}",
+        errors[0]
+    );
+}
