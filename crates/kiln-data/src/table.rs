@@ -78,6 +78,11 @@ impl Table {
         self.batch.num_rows()
     }
 
+    /// The file's 0-based index of the first row: nonzero for a chunk past a file's first.
+    pub fn first_row(&self) -> usize {
+        self.first_row
+    }
+
     /// The Arrow batch.
     pub fn batch(&self) -> &RecordBatch {
         &self.batch

@@ -133,12 +133,11 @@ impl ChunkSource {
             self.chunk_rows,
         )?;
         let source = self.clone();
-        let mut next_row = 0_u64;
         Ok(reader.map(move |raw| {
             let table = raw?.conform(&source.schema, &[])?;
             let table = crate::ingest::derive_target(&source.config, table)?;
             let target = table.require(&source.config.raw().data.target)?;
-            let first_row = next_row;
+            let first_row = table.first_row() as u64;
             let splits = (0..table.n_rows())
                 .zip(first_row..)
                 .map(|(r, row)| {
@@ -149,7 +148,6 @@ impl ChunkSource {
                     }
                 })
                 .collect();
-            next_row += table.n_rows() as u64;
             Ok(Chunk {
                 table,
                 first_row,
