@@ -1,8 +1,9 @@
 //! Categorical columns: one-hot, embedding index, ordinal, hashing and target encodings.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Cursor;
 
+use foldhash::{HashMap, HashMapExt as _};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{CategoricalConfig, Encode, Unknown};

@@ -31,7 +31,7 @@ impl FittedDatetime {
         #[allow(clippy::cast_precision_loss)] // Timestamps in µs are exact below 2^53 (~285 years).
         let as_f64: Vec<f64> = present.iter().map(|&t| t as f64).collect();
         #[allow(clippy::cast_possible_truncation)] // A median of i64 values.
-        let fill = median(as_f64).round() as i64;
+        let fill = median(&as_f64).round() as i64;
         #[allow(clippy::cast_precision_loss)] // Years are small.
         let years: Vec<f64> = present
             .iter()

@@ -503,8 +503,40 @@ fn target_columns(
     })
 }
 
-/// Rows per parallel transform task: large enough to amortize the per-task column lookups.
-const TRANSFORM_CHUNK_ROWS: usize = 4096;
+/// Rows per parallel transform task: enough to amortize the per-task setup, few enough that a
+/// block (512 rows × 136 features is 272 KiB) stays in L2 while every column writes into it.
+const TRANSFORM_CHUNK_ROWS: usize = 512;
+
+/// Maps `block`'s pages in one system call before it is written. A large output matrix is
+/// fresh zeroed memory whose every 4 KiB page otherwise faults on first write: on the 2-core
+/// VM those faults were a third of the flights transform, and `MADV_POPULATE_WRITE` maps the
+/// same pages in about 40 % less time. Small blocks (a served row, a batch) are not worth the
+/// call. A kernel older than 5.14 refuses it, and the pages fault on write as before.
+#[cfg(target_os = "linux")]
+fn prefault(block: &mut [f32]) {
+    const PAGE: usize = 4096;
+    const MIN_PAGES: usize = 16;
+    let base = block.as_mut_ptr().cast::<u8>();
+    let start = base as usize;
+    let first = start.next_multiple_of(PAGE);
+    let end = (start + std::mem::size_of_val(block)) / PAGE * PAGE;
+    if end >= first + MIN_PAGES * PAGE {
+        // SAFETY: the page range lies inside `block`, which this thread borrows mutably;
+        // MADV_POPULATE_WRITE only maps the pages, as a write to each would, and leaves their
+        // contents unchanged.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::madvise(
+                base.add(first - start).cast(),
+                end - first,
+                libc::MADV_POPULATE_WRITE,
+            );
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn prefault(_block: &mut [f32]) {}
 
 impl FittedFeatures {
     /// Gives every pixel column of a channel the channel's train mean and standard deviation.
@@ -622,36 +654,50 @@ impl FittedFeatures {
         data.par_chunks_mut(TRANSFORM_CHUNK_ROWS * width)
             .zip(rows.par_chunks(TRANSFORM_CHUNK_ROWS))
             .try_for_each(|(block, block_rows)| {
+                prefault(block);
                 let mut offset = 0;
                 for ((column, source), encoder) in self.columns.iter().zip(&sources).zip(&encoders)
                 {
                     let column_width = column.width();
-                    for (out_row, &r) in block_rows.iter().enumerate() {
-                        let out = &mut block[out_row * width + offset..][..column_width];
-                        match (column, source) {
-                            (FittedColumn::Numeric(n), ColumnRef::Numeric(v)) => n
-                                .write(number_at(v, r), out)
-                                .map_err(|e| domain_error(table, &n.name, r, e))?,
-                            (FittedColumn::Boolean { fill, .. }, ColumnRef::Boolean(v)) => {
+                    // One match per column and block; the loops below run per row.
+                    let cells = block_rows.iter().zip(block.chunks_exact_mut(width));
+                    let outs = cells.map(|(&r, row)| (r, &mut row[offset..][..column_width]));
+                    match (column, source) {
+                        (FittedColumn::Numeric(n), ColumnRef::Numeric(v)) => {
+                            for (r, out) in outs {
+                                n.write(number_at(v, r), out)
+                                    .map_err(|e| domain_error(table, &n.name, r, e))?;
+                            }
+                        }
+                        (FittedColumn::Boolean { fill, .. }, ColumnRef::Boolean(v)) => {
+                            for (r, out) in outs {
                                 let b = if v.is_null(r) { *fill } else { v.value(r) };
                                 out[0] = f32::from(u8::from(b));
                             }
-                            (FittedColumn::Categorical(_), ColumnRef::Categorical(v)) => encoder
+                        }
+                        (FittedColumn::Categorical(_), ColumnRef::Categorical(v)) => {
+                            let encoder = encoder
                                 .as_ref()
-                                .expect("categorical columns have an encoder")
-                                .write(str_at(v, r), out),
-                            (FittedColumn::Datetime(d), ColumnRef::Datetime(v)) => {
+                                .expect("categorical columns have an encoder");
+                            for (r, out) in outs {
+                                encoder.write(str_at(v, r), out);
+                            }
+                        }
+                        (FittedColumn::Datetime(d), ColumnRef::Datetime(v)) => {
+                            for (r, out) in outs {
                                 d.write((!v.is_null(r)).then(|| v.value(r)), out);
                             }
-                            (FittedColumn::Text(t), ColumnRef::Text(v)) => {
+                        }
+                        (FittedColumn::Text(t), ColumnRef::Text(v)) => {
+                            for (r, out) in outs {
                                 t.write(str_at(v, r), out);
                             }
-                            (fitted, _) => unreachable!(
-                                "column `{}` was fitted as {fitted:?} but the table types it \
-                                 differently; tables are conformed to the fitted schema first",
-                                fitted.name()
-                            ),
                         }
+                        (fitted, _) => unreachable!(
+                            "column `{}` was fitted as {fitted:?} but the table types it \
+                             differently; tables are conformed to the fitted schema first",
+                            fitted.name()
+                        ),
                     }
                     offset += column_width;
                 }
@@ -665,6 +711,7 @@ impl FittedFeatures {
 pub(crate) mod tests {
     use super::*;
     use kiln_data::{CsvOptions, infer_schema, read_csv};
+    use std::fmt::Write as _;
 
     pub(crate) fn table(text: &str) -> Table {
         // A directory per call: tests run in parallel, some on the same text.
@@ -714,6 +761,35 @@ pub(crate) mod tests {
         // A fit on all rows would differ: the test above can fail.
         let leaky = plan.fit(&t, &[0, 1, 2, 3, 4]).unwrap();
         assert_ne!(leaky, fitted);
+    }
+
+    #[test]
+    fn rows_across_many_blocks_transform_as_they_do_alone() {
+        // Three and a half parallel blocks, with missing cells, taken in a scrambled order.
+        let mut text = String::from("x,c,b\n");
+        for i in 0..TRANSFORM_CHUNK_ROWS * 7 / 2 {
+            let x = if i % 11 == 0 {
+                "NA".to_owned()
+            } else {
+                (i % 97).to_string()
+            };
+            let c = ["a", "b", "NA", "c"][i % 4];
+            writeln!(text, "{x},{c},{}", i % 3 == 0).unwrap();
+        }
+        let t = table(&text);
+        let plan = FeaturePlan::new(t.schema(), &[], FeatureConfig::default());
+        let fitted = plan
+            .fit(&t, &(0..t.n_rows()).step_by(2).collect::<Vec<_>>())
+            .unwrap();
+        let rows: Vec<usize> = (0..t.n_rows()).map(|i| i * 5 % t.n_rows()).collect();
+        let batch = fitted.transform(&t, &rows).unwrap();
+        for (i, &r) in rows.iter().enumerate() {
+            assert_eq!(
+                batch.row(i),
+                fitted.transform(&t, &[r]).unwrap().row(0),
+                "row {r}"
+            );
+        }
     }
 
     #[test]

@@ -13,9 +13,10 @@
 //! [`POWER_SAMPLE_ROWS`] train values. Target encoding and CNN image pooling need every row
 //! at once and are refused ([`Error::NotStreamable`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use arrow_array::Array;
+use foldhash::{HashMap, HashMapExt as _};
 use kiln_core::rng::Reservoir;
 use kiln_data::stats::{Moments, quantile_sketch};
 use kiln_data::{ColumnRef, ColumnType, Table};
