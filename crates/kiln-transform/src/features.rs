@@ -521,9 +521,9 @@ fn prefault(block: &mut [f32]) {
     let first = start.next_multiple_of(PAGE);
     let end = (start + std::mem::size_of_val(block)) / PAGE * PAGE;
     if end >= first + MIN_PAGES * PAGE {
-        // SAFETY: the page range lies inside `block`, which this thread borrows mutably;
-        // MADV_POPULATE_WRITE only maps the pages, as a write to each would, and leaves their
-        // contents unchanged.
+        // SAFETY: `first..end` lies inside `block` (so the offset stays in bounds), which this
+        // thread borrows mutably; MADV_POPULATE_WRITE only maps the pages, as a write to each
+        // would, and leaves their contents unchanged.
         #[allow(unsafe_code)]
         unsafe {
             libc::madvise(
