@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Each request posts one JSON row (`[row]`, cycling through `--rows`, one JSON object per
-//! line) on a kept-alive connection per client. Prints req/s, p50 and p99 per target and
-//! concurrency, then the first target's throughput over each other's.
+//! line) on a kept-alive connection per client. Prints req/s, p50, p99 and the host's CPU
+//! steal per target and concurrency, then the first target's throughput over each other's.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -168,6 +168,30 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
+/// The machine's (busy + idle, steal) CPU ticks from `/proc/stat`; `None` off Linux.
+fn cpu_times() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // user nice system idle iowait irq softirq steal ...
+    Some((ticks.iter().take(8).sum(), *ticks.get(7)?))
+}
+
+/// The share of CPU time a virtual machine's host gave to others during a run: on a shared
+/// host it moves throughput more than anything measured, so every row reports it.
+fn steal_percent(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> Option<f64> {
+    let ((total0, steal0), (total1, steal1)) = (before?, after?);
+    let total = total1.checked_sub(total0).filter(|&t| t > 0)?;
+    #[allow(clippy::cast_precision_loss)]
+    Some(100.0 * steal1.saturating_sub(steal0) as f64 / total as f64)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     // One thread: the load generator shares the machine with the server under test.
@@ -176,8 +200,8 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let mut throughput = Vec::new();
     println!(
-        "{:<10} {:>5} {:>9} {:>7} {:>11} {:>10} {:>10}",
-        "target", "conc", "requests", "failed", "req/s", "p50 ms", "p99 ms"
+        "{:<10} {:>5} {:>9} {:>7} {:>11} {:>10} {:>10} {:>8}",
+        "target", "conc", "requests", "failed", "req/s", "p50 ms", "p99 ms", "steal %"
     );
     for &concurrency in &args.concurrency {
         for (name, addr, path) in &args.targets {
@@ -190,15 +214,18 @@ fn main() -> anyhow::Result<()> {
                 targets: Vec::new(),
             };
             runtime.block_on(run(&warm, *addr, path, concurrency))?;
+            let before = cpu_times();
             let o = runtime.block_on(run(&args, *addr, path, concurrency))?;
+            let steal = steal_percent(before, cpu_times());
             #[allow(clippy::cast_precision_loss)]
             let rate = (o.ok + o.failed) as f64 / o.elapsed.as_secs_f64();
             println!(
-                "{name:<10} {concurrency:>5} {:>9} {:>7} {rate:>11.0} {:>10.3} {:>10.3}",
+                "{name:<10} {concurrency:>5} {:>9} {:>7} {rate:>11.0} {:>10.3} {:>10.3} {:>8}",
                 o.ok + o.failed,
                 o.failed,
                 percentile(&o.latencies, 0.5).as_secs_f64() * 1e3,
                 percentile(&o.latencies, 0.99).as_secs_f64() * 1e3,
+                steal.map_or_else(|| "-".to_owned(), |p| format!("{p:.0}")),
             );
             throughput.push((name.clone(), concurrency, rate));
         }

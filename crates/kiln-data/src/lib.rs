@@ -21,6 +21,7 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod builder;
 mod csv;
 mod datetime;
 mod error;
@@ -36,6 +37,7 @@ mod stored;
 mod table;
 pub mod validate;
 
+pub use builder::{Cell, TableBuilder};
 pub use csv::{CsvChunks, CsvOptions, DEFAULT_MAX_FIELD_BYTES, read_csv};
 pub use datetime::CivilTime;
 pub use error::{Error, Result, RowLocation};

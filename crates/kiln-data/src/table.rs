@@ -12,6 +12,9 @@ use crate::datetime::{format_datetime, parse_datetime};
 use crate::raw::locate;
 use crate::{ColumnSchema, ColumnType, Error, RawTable, Result, RowLocation, Schema};
 
+/// Tables with fewer rows are typed on the calling thread (see [`RawTable::conform`]).
+const PARALLEL_TYPING_ROWS: usize = 4096;
+
 /// A typed table: one Arrow column per schema column.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -268,16 +271,19 @@ impl RawTable {
     /// [`Error::BadValue`] naming line, column and value; [`Error::MissingColumn`].
     pub fn conform(&self, schema: &Schema, optional: &[&str]) -> Result<Table> {
         use rayon::prelude::*;
+        let type_one = |column: &ColumnSchema| {
+            let index = self.names.iter().position(|n| *n == column.name)?;
+            Some(self.type_column(index, column))
+        };
         // Columns are typed in parallel; errors are then taken in schema order, as a serial
-        // pass would meet them.
-        let typed: Vec<Option<Result<(ArrayRef, DataType)>>> = schema
-            .columns
-            .par_iter()
-            .map(|column| {
-                let index = self.names.iter().position(|n| *n == column.name)?;
-                Some(self.type_column(index, column))
-            })
-            .collect();
+        // pass would meet them. Small tables (a served request) stay on this thread: handing
+        // them to the pool costs more than typing them.
+        let typed: Vec<Option<Result<(ArrayRef, DataType)>>> =
+            if self.n_rows() < PARALLEL_TYPING_ROWS {
+                schema.columns.iter().map(type_one).collect()
+            } else {
+                schema.columns.par_iter().map(type_one).collect()
+            };
         let mut fields = Vec::new();
         let mut arrays: Vec<ArrayRef> = Vec::new();
         let mut present = Vec::new();
@@ -369,15 +375,9 @@ impl RawTable {
                 for (row, cell) in cells.enumerate() {
                     match cell {
                         None => b.append_null(),
-                        Some(text) => b.append_value(
-                            parse_bool(text)
-                                .or(match text.trim() {
-                                    "1" => Some(true),
-                                    "0" => Some(false),
-                                    _ => None,
-                                })
-                                .ok_or_else(|| bad_value(row, text))?,
-                        ),
+                        Some(text) => {
+                            b.append_value(boolean_cell(text).ok_or_else(|| bad_value(row, text))?);
+                        }
                     }
                 }
                 (Arc::new(b.finish()), DataType::Boolean)
@@ -387,7 +387,7 @@ impl RawTable {
 }
 
 /// `text` (trimmed) as a number, exactly as `str::parse::<f64>` reads it.
-fn parse_number(text: &str) -> Option<f64> {
+pub(crate) fn parse_number(text: &str) -> Option<f64> {
     // Hand-written fast path for plain integers, most numeric cells: below 10^15 each is an
     // exact f64, so this gives what `parse` does (`-0` included) at a fraction of the cost,
     // and digits need no trimming. Everything else goes to std's correctly rounded parser.
@@ -404,6 +404,15 @@ fn parse_number(text: &str) -> Option<f64> {
         return Some(if negative { -v } else { v });
     }
     text.trim().parse().ok()
+}
+
+/// A boolean column's cell: true/false and yes/no in any case, or 1/0.
+pub(crate) fn boolean_cell(text: &str) -> Option<bool> {
+    parse_bool(text).or(match text.trim() {
+        "1" => Some(true),
+        "0" => Some(false),
+        _ => None,
+    })
 }
 
 /// Reads true/false and yes/no, in any case.
@@ -543,6 +552,60 @@ mod tests {
             err.ends_with("bin.csv: column `c` is categorical, not numeric"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn small_and_large_tables_type_alike_and_report_the_first_bad_column() {
+        let schema = Schema {
+            columns: vec![
+                crate::ColumnSchema::new("b", ColumnType::Numeric),
+                crate::ColumnSchema::new("a", ColumnType::Categorical),
+                crate::ColumnSchema::new("c", ColumnType::Numeric),
+            ],
+        };
+        // Below and above the row count typed in parallel.
+        for n in [3, PARALLEL_TYPING_ROWS + 3] {
+            let text = |f: fn(usize) -> String| (0..n).map(|i| Some(f(i))).collect::<StringArray>();
+            let columns = vec![
+                text(|i| format!("k{}", i % 5)),
+                text(|i| i.to_string()),
+                text(|i| format!("{}.5", i * 2)),
+            ];
+            let names = ["a", "b", "c"].map(str::to_owned).to_vec();
+            let raw = RawTable::from_text_columns("t.csv", names.clone(), columns).unwrap();
+            let table = raw.conform(&schema, &[]).unwrap();
+            let names_in_order: Vec<&str> = table
+                .schema()
+                .columns
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            assert_eq!(names_in_order, ["b", "a", "c"]);
+            let Some(ColumnRef::Numeric(c)) = table.column("c") else {
+                panic!("c is numeric");
+            };
+            assert_eq!(c.value(n - 1).to_string(), format!("{}.5", (n - 1) * 2));
+
+            // Bad values in `c` (early) and `b` (late): `b` comes first in the schema.
+            let bad = |i: usize, wrong: usize| {
+                if i == wrong {
+                    "x".to_owned()
+                } else {
+                    i.to_string()
+                }
+            };
+            let columns = vec![
+                text(|i| format!("k{i}")),
+                (0..n).map(|i| Some(bad(i, n - 1))).collect(),
+                (0..n).map(|i| Some(bad(i, 0))).collect(),
+            ];
+            let raw = RawTable::from_text_columns("t.csv", names, columns).unwrap();
+            let err = raw.conform(&schema, &[]).unwrap_err();
+            assert!(
+                matches!(&err, Error::BadValue { column, .. } if column == "b"),
+                "{n} rows: {err}"
+            );
+        }
     }
 
     #[test]

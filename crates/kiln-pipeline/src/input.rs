@@ -2,12 +2,10 @@
 //! `[validate]` rules, then typed into a [`Table`] exactly as a data file would be.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use arrow_array::builder::StringBuilder;
-use arrow_array::{Array, StringArray};
+use arrow_array::Array;
 use kiln_data::validate::Severity;
-use kiln_data::{ColumnRef, ColumnRole, ColumnType, RawTable, RowLocation, Table};
+use kiln_data::{Cell, ColumnRef, ColumnRole, ColumnType, RowLocation, Table, TableBuilder};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -229,8 +227,7 @@ impl BundleSpec {
             return Err(InputError::Empty);
         }
         let inputs: Vec<&kiln_data::ColumnSchema> = self.input_columns().collect();
-        let mut builders: Vec<StringBuilder> =
-            inputs.iter().map(|_| StringBuilder::new()).collect();
+        let mut table = Self::table_builder(&inputs, rows.len());
         for (row, value) in rows.iter().enumerate() {
             let Value::Object(object) = value else {
                 return Err(InputError::NotAnObject {
@@ -239,48 +236,49 @@ impl BundleSpec {
                 });
             };
             self.refuse_unknown(row, object.keys())?;
-            for (column, builder) in inputs.iter().zip(&mut builders) {
+            for (index, column) in inputs.iter().enumerate() {
                 let Some(cell) = object.get(&column.name) else {
                     return Err(InputError::MissingColumn {
                         row,
                         column: column.name.clone(),
                     });
                 };
-                builder.append_option(self.cell_text(row, column, cell)?);
+                self.push_cell(&mut table, index, row, column, cell)?;
             }
         }
-        Self::typed(&inputs, builders)
+        Ok(Self::finish(table))
     }
 
     fn columns_table(&self, columns: &Map<String, Value>) -> Result<Table, InputError> {
         self.refuse_unknown(0, columns.keys())?;
         let inputs: Vec<&kiln_data::ColumnSchema> = self.input_columns().collect();
-        let mut rows = None;
-        let mut builders = Vec::with_capacity(inputs.len());
-        for column in &inputs {
+        let mut table = None;
+        let mut rows = 0;
+        for (index, column) in inputs.iter().enumerate() {
             let Some(values) = columns.get(&column.name) else {
                 return Err(InputError::MissingColumn {
                     row: 0,
                     column: column.name.clone(),
                 });
             };
-            let expected = *rows.get_or_insert(values.as_array().map_or(0, Vec::len));
-            let Some(values) = values.as_array().filter(|v| v.len() == expected) else {
+            let table = table.get_or_insert_with(|| {
+                rows = values.as_array().map_or(0, Vec::len);
+                Self::table_builder(&inputs, rows)
+            });
+            let Some(values) = values.as_array().filter(|v| v.len() == rows) else {
                 return Err(InputError::Ragged {
                     column: column.name.clone(),
-                    rows: expected,
+                    rows,
                 });
             };
-            let mut builder = StringBuilder::new();
             for (row, cell) in values.iter().enumerate() {
-                builder.append_option(self.cell_text(row, column, cell)?);
+                self.push_cell(table, index, row, column, cell)?;
             }
-            builders.push(builder);
         }
-        if rows.unwrap_or(0) == 0 {
-            return Err(InputError::Empty);
+        match table {
+            Some(table) if rows > 0 => Ok(Self::finish(table)),
+            _ => Err(InputError::Empty),
         }
-        Self::typed(&inputs, builders)
     }
 
     fn refuse_unknown<'a>(
@@ -298,14 +296,23 @@ impl BundleSpec {
         }
     }
 
-    /// The text a data file would hold for `cell`, after the JSON type and `[validate]`
-    /// checks that text cannot express.
-    fn cell_text(
+    fn table_builder(inputs: &[&kiln_data::ColumnSchema], rows: usize) -> TableBuilder {
+        let schema = kiln_data::Schema {
+            columns: inputs.iter().copied().cloned().collect(),
+        };
+        TableBuilder::new(JSON_SOURCE, schema, rows)
+    }
+
+    /// Appends `cell` to `table` after the JSON type and `[validate]` checks; the column then
+    /// types it as a data file's text (datetimes and boolean words are parsed there).
+    fn push_cell(
         &self,
+        table: &mut TableBuilder,
+        index: usize,
         row: usize,
         column: &kiln_data::ColumnSchema,
         cell: &Value,
-    ) -> Result<Option<String>, InputError> {
+    ) -> Result<(), InputError> {
         let wrong = || InputError::WrongType {
             row,
             column: column.name.clone(),
@@ -313,8 +320,10 @@ impl BundleSpec {
             expected: column.column_type.expected(),
         };
         let rules = self.validate.columns.get(&column.name);
-        let text = match (column.column_type, cell) {
-            (_, Value::Null) => return Ok(None),
+        // A category given as a number (a year read as a label) keeps the number's JSON text.
+        let number_text;
+        let typed = match (column.column_type, cell) {
+            (_, Value::Null) => Cell::Missing,
             (ColumnType::Numeric, Value::Number(n)) => {
                 let value = n.as_f64().ok_or_else(wrong)?;
                 if let Some(rule) = rules.and_then(|r| r.range.as_ref())
@@ -330,47 +339,40 @@ impl BundleSpec {
                         max,
                     });
                 }
-                n.to_string()
+                Cell::Number(value)
             }
-            (ColumnType::Boolean, Value::Bool(b)) => b.to_string(),
-            // Categories may be numbers (a year read as a label); text and datetimes are
-            // strings; booleans may be spelt as in a data file.
-            (ColumnType::Categorical, Value::Number(n)) => n.to_string(),
+            (ColumnType::Boolean, Value::Bool(b)) => Cell::Bool(*b),
+            (ColumnType::Categorical, Value::Number(n)) => {
+                number_text = n.to_string();
+                Cell::Text(&number_text)
+            }
             (
                 ColumnType::Categorical
                 | ColumnType::Text
                 | ColumnType::Datetime
                 | ColumnType::Boolean,
                 Value::String(s),
-            ) => s.clone(),
+            ) => Cell::Text(s),
             _ => return Err(wrong()),
         };
         if let Some(rule) = rules.and_then(|r| r.allowed.as_ref())
             && rule.severity() == Severity::Error
-            && !rule.value().contains(&text)
+            && typed != Cell::Missing
         {
-            return Err(InputError::NotAllowed {
-                row,
-                column: column.name.clone(),
-                value: text,
-            });
+            // As a data file spells the value: JSON's own text for numbers.
+            let text = match cell {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if !rule.value().contains(&text) {
+                return Err(InputError::NotAllowed {
+                    row,
+                    column: column.name.clone(),
+                    value: text,
+                });
+            }
         }
-        Ok(Some(text))
-    }
-
-    /// Types the text columns as a data file's (datetimes and boolean words parsed there).
-    fn typed(
-        inputs: &[&kiln_data::ColumnSchema],
-        builders: Vec<StringBuilder>,
-    ) -> Result<Table, InputError> {
-        let names: Vec<String> = inputs.iter().map(|c| c.name.clone()).collect();
-        let arrays: Vec<StringArray> = builders.into_iter().map(|mut b| b.finish()).collect();
-        let schema = kiln_data::Schema {
-            columns: inputs.iter().copied().cloned().collect(),
-        };
-        let raw = RawTable::from_text_columns(PathBuf::from(JSON_SOURCE), names, arrays)
-            .and_then(|raw| raw.conform(&schema, &[]));
-        raw.map_err(|e| match e {
+        table.push(index, row, typed).map_err(|e| match e {
             kiln_data::Error::BadValue {
                 row,
                 column,
@@ -385,10 +387,16 @@ impl BundleSpec {
                 value: Value::String(value).to_string(),
                 expected,
             },
-            // The builders above make equal-length, uniquely named Utf8 columns, which is all
-            // the other errors check.
-            other => unreachable!("typing checked JSON columns: {other}"),
+            // `push` refuses a cell only with `BadValue`.
+            other => unreachable!("typing a checked JSON cell: {other}"),
         })
+    }
+
+    fn finish(table: TableBuilder) -> Table {
+        // Every column was given one cell per row above, which is all `finish` checks.
+        table
+            .finish()
+            .unwrap_or_else(|e| unreachable!("finishing a checked JSON table: {e}"))
     }
 }
 

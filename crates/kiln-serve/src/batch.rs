@@ -36,9 +36,16 @@ pub(crate) fn start(
     in_flight: Arc<AtomicUsize>,
 ) -> std::io::Result<SyncSender<Job>> {
     let (tx, rx) = sync_channel(queue);
-    std::thread::Builder::new()
-        .name("kiln-batcher".into())
-        .spawn(move || run(&rx, max_batch, max_wait, &metrics, &in_flight))?;
+    // The batcher is the one thread of its own rayon pool: burn-ndarray wraps every product
+    // in `rayon::scope`, which from a thread outside a pool hands the work to the global
+    // pool and sleeps until it is done, two thread switches per layer. Inside a pool of one
+    // it runs in place.
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .thread_name(|_| "kiln-batcher".into())
+        .build()
+        .map_err(std::io::Error::other)?
+        .spawn(move || run(&rx, max_batch, max_wait, &metrics, &in_flight));
     Ok(tx)
 }
 
