@@ -170,7 +170,7 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 
 /// The machine's (busy + idle, steal) CPU ticks from `/proc/stat`; `None` off Linux.
 fn cpu_times() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let stat = fs_err::read_to_string("/proc/stat").ok()?;
     let ticks: Vec<u64> = stat
         .lines()
         .next()?
