@@ -252,8 +252,13 @@ impl BundleSpec {
     fn columns_table(&self, columns: &Map<String, Value>) -> Result<Table, InputError> {
         self.refuse_unknown(0, columns.keys())?;
         let inputs: Vec<&kiln_data::ColumnSchema> = self.input_columns().collect();
-        let mut table = None;
-        let mut rows = 0;
+        // The first column's length is every column's.
+        let rows = inputs
+            .first()
+            .and_then(|c| columns.get(&c.name))
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let mut table = Self::table_builder(&inputs, rows);
         for (index, column) in inputs.iter().enumerate() {
             let Some(values) = columns.get(&column.name) else {
                 return Err(InputError::MissingColumn {
@@ -261,10 +266,6 @@ impl BundleSpec {
                     column: column.name.clone(),
                 });
             };
-            let table = table.get_or_insert_with(|| {
-                rows = values.as_array().map_or(0, Vec::len);
-                Self::table_builder(&inputs, rows)
-            });
             let Some(values) = values.as_array().filter(|v| v.len() == rows) else {
                 return Err(InputError::Ragged {
                     column: column.name.clone(),
@@ -272,13 +273,13 @@ impl BundleSpec {
                 });
             };
             for (row, cell) in values.iter().enumerate() {
-                self.push_cell(table, index, row, column, cell)?;
+                self.push_cell(&mut table, index, row, column, cell)?;
             }
         }
-        match table {
-            Some(table) if rows > 0 => Ok(Self::finish(table)),
-            _ => Err(InputError::Empty),
+        if rows == 0 {
+            return Err(InputError::Empty);
         }
+        Ok(Self::finish(table))
     }
 
     fn refuse_unknown<'a>(
@@ -359,16 +360,21 @@ impl BundleSpec {
             && rule.severity() == Severity::Error
             && typed != Cell::Missing
         {
-            // As a data file spells the value: JSON's own text for numbers.
+            // As a data file spells the value: JSON's own text for numbers. A string is
+            // compared in place; only a refused value is copied into the error.
+            let number_or_bool;
             let text = match cell {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
+                Value::String(s) => s.as_str(),
+                other => {
+                    number_or_bool = other.to_string();
+                    number_or_bool.as_str()
+                }
             };
-            if !rule.value().contains(&text) {
+            if !rule.value().iter().any(|allowed| allowed == text) {
                 return Err(InputError::NotAllowed {
                     row,
                     column: column.name.clone(),
-                    value: text,
+                    value: text.to_owned(),
                 });
             }
         }
