@@ -4,12 +4,14 @@
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use csv_core::ReadRecordResult;
 use serde::{Deserialize, Serialize};
 
-use crate::raw::TextBuilder;
+use crate::raw::{Integers, PlainRows, TextBuilder, is_missing};
 use crate::source::{Compression, Format, ReadOptions, open, read_error};
+use crate::table::{plain_integer, plain_integer_at};
 use crate::{Error, RawTable, Result};
 
 /// How to read a CSV file. `missing` and `max_field_bytes` apply to every format.
@@ -78,7 +80,7 @@ pub fn read_csv(path: &Path, options: &CsvOptions) -> Result<RawTable> {
 /// errors. The first chunk of a file without data rows is [`Error::NoRows`].
 pub struct CsvChunks {
     path: PathBuf,
-    input: Box<dyn BufRead>,
+    input: Box<dyn BufRead + Send>,
     gz: bool,
     options: CsvOptions,
     core: csv_core::Reader,
@@ -258,6 +260,9 @@ struct Record {
     line_offset: usize,
     /// Whether the last read was suspended mid-record, so the next one continues it.
     resume: bool,
+    /// Whether the last record read ended with a newline, where a fresh reader on the next
+    /// byte reads what this one would.
+    ended_with_newline: bool,
 }
 
 impl Record {
@@ -337,6 +342,7 @@ impl Record {
                     self.ends.resize(self.ends.len() * 2, 0);
                 }
                 ReadRecordResult::Record => {
+                    self.ended_with_newline = ended_with_newline;
                     let line = self.start_line(core, ended_with_newline);
                     let mut start = 0;
                     for (i, &end) in self.ends[..self.n_ends].iter().enumerate() {
@@ -405,10 +411,13 @@ impl Record {
     }
 }
 
-// LLVM vectorises this loop well: not worth the `bytecount` dependency clippy suggests.
-#[allow(clippy::naive_bytecount)]
+/// Newlines in `bytes`, counted in runs of 255 into a byte: LLVM then compares and adds 16
+/// bytes per instruction, where a count into a `usize` widens every byte to 64 bits first.
 fn count_newlines(bytes: &[u8]) -> usize {
-    bytes.iter().filter(|&&b| b == b'\n').count()
+    bytes
+        .chunks(255)
+        .map(|run| usize::from(run.iter().fold(0_u8, |n, &b| n + u8::from(b == b'\n'))))
+        .sum()
 }
 
 /// Column `index`'s name, or `#n` (1-based) before the header is known.
@@ -443,6 +452,8 @@ struct Block {
     bytes: Vec<u8>,
     /// Newlines in the file before the block.
     lines_before: usize,
+    /// Newlines in the block.
+    newlines: usize,
     /// Whether the file ends with this block.
     last: bool,
 }
@@ -451,7 +462,7 @@ struct Block {
 /// the blocks read so far are parsed, so an error earlier in the file is reported first, as
 /// a serial reader would.
 struct Blocks<'a> {
-    input: &'a mut dyn BufRead,
+    input: &'a mut (dyn BufRead + Send),
     limits: &'a Limits<'a>,
     size: usize,
     /// The bytes after the last block's last newline.
@@ -487,11 +498,12 @@ impl Iterator for Blocks<'_> {
         } else if let Some(newline) = bytes[kept..].iter().rposition(|&b| b == b'\n') {
             self.carry = bytes.split_off(kept + newline + 1);
         }
-        let lines_before = self.newlines;
-        self.newlines += count_newlines(&bytes);
+        let (lines_before, newlines) = (self.newlines, count_newlines(&bytes));
+        self.newlines += newlines;
         Some(Block {
             bytes,
             lines_before,
+            newlines,
             last,
         })
     }
@@ -557,49 +569,116 @@ impl<'a> Context<'a> {
         {
             return Ok(None);
         }
+        // Fields are located by u32 offsets into the block.
+        if u32::try_from(bytes.len()).is_err() {
+            return Ok(None);
+        }
         let Ok(text) = std::str::from_utf8(bytes) else {
             return Ok(None);
         };
-        let mut table = TextBuilder::with_capacity(
-            self.limits.path,
-            self.names.to_vec(),
-            &options.missing,
-            count_newlines(bytes) + 1,
-            bytes.len(),
-        )?;
+        match self.split_plain(block, text) {
+            Some(rows) => Ok(Some(self.plain_parse(text, rows)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The rows of a plain block's `text`, as [`Context::parse_plain`] reads them; `None` for
+    /// a ragged row or a field too long.
+    #[allow(clippy::cast_possible_truncation)] // Offsets are checked to fit u32.
+    fn split_plain(&self, block: &Block, text: &str) -> Option<SplitRows> {
+        let options = self.options;
+        let bytes = text.as_bytes();
         let (width, delimiter) = (self.names.len(), options.delimiter);
+        let rows = block.newlines + 1;
+        let mut row_starts: Vec<u32> = Vec::with_capacity(rows);
+        let mut ends: Vec<Vec<u32>> = (0..width).map(|_| Vec::with_capacity(rows)).collect();
+        let mut lines = Vec::with_capacity(rows);
+        // Columns are read as integers while each cell is one or missing, unless a missing
+        // token itself is one.
+        let missing = options.missing.as_slice();
+        let integer_token = missing
+            .iter()
+            .any(|t| plain_integer(t.as_bytes()).is_some());
+        let mut integers: Vec<Option<Integers>> = (0..width)
+            .map(|_| (!integer_token).then(|| Integers::with_capacity(rows)))
+            .collect();
         let mut line = block.lines_before;
-        // Rows end at each newline (and the file's end), found by SIMD search; fields at each
-        // delimiter, by a byte loop: `str::split` would cost a search call per short field.
-        let last_end = (!bytes.ends_with(b"\n")).then_some(bytes.len());
-        let mut row_start = 0;
-        for row_end in memchr::memchr_iter(b'\n', bytes).chain(last_end) {
-            line += 1;
-            if row_end > row_start {
-                let (mut start, mut fields) = (row_start, 0);
-                for i in row_start..=row_end {
-                    if i < row_end && bytes[i] != delimiter {
-                        continue;
-                    }
-                    if fields == width || i - start >= self.limits.max_field_bytes {
-                        return Ok(None);
-                    }
-                    table.set(fields, Some(&text[start..i]));
-                    (start, fields) = (i + 1, fields + 1);
-                }
-                if fields < width {
-                    return Ok(None);
-                }
-                table.end_row(line)?;
+        let (mut row_start, mut field_start, mut fields) = (0, 0, 0);
+        let max_field_bytes = self.limits.max_field_bytes;
+        // A field ends at each delimiter, a row at each newline (and the block's end), found by
+        // memchr's SIMD search: a byte loop branches on every byte, and mispredicts at nearly
+        // every short field's end.
+        let end = (!bytes.ends_with(b"\n")).then_some((bytes.len(), true));
+        let separators = memchr::memchr2_iter(delimiter, b'\n', bytes)
+            .map(|at| (at, bytes[at] == b'\n'))
+            .chain(end);
+        for (at, newline) in separators {
+            if newline && at == row_start {
+                // A blank line.
+                line += 1;
+                (row_start, field_start) = (at + 1, at + 1);
+                continue;
             }
-            row_start = row_end + 1;
+            if fields == width || at - field_start >= max_field_bytes {
+                return None;
+            }
+            ends[fields].push(at as u32);
+            if let Some(column) = &mut integers[fields] {
+                match plain_integer_at(bytes, field_start, at) {
+                    Some(value) => column.values.push(value),
+                    None if text
+                        .get(field_start..at)
+                        .is_some_and(|cell| is_missing(missing, cell)) =>
+                    {
+                        column.missing.push(row_starts.len() as u32);
+                        column.values.push(0.0);
+                    }
+                    None => integers[fields] = None,
+                }
+            }
+            (field_start, fields) = (at + 1, fields + 1);
+            if newline {
+                line += 1;
+                if fields < width {
+                    return None;
+                }
+                row_starts.push(row_start as u32);
+                lines.push(line);
+                (row_start, fields) = (at + 1, 0);
+            }
+        }
+        Some(SplitRows {
+            row_starts,
+            ends,
+            integers,
+            lines,
+            line,
+        })
+    }
+
+    /// The parse of a plain block whose `text` splits into `rows`.
+    fn plain_parse(&self, text: &str, rows: SplitRows) -> Result<Parse<'a>> {
+        let options = self.options;
+        let SplitRows {
+            row_starts,
+            ends,
+            integers,
+            lines,
+            line,
+        } = rows;
+        let mut table = TextBuilder::new(self.limits.path, self.names.to_vec(), &options.missing)?;
+        if !lines.is_empty() {
+            table.push_plain(
+                PlainRows::new(Arc::from(text), row_starts, ends, integers),
+                &lines,
+            )?;
         }
         // A parse continued into the next block (one starting with a BOM, which is data past
         // a file's start) needs a reader past this block's last newline, now file line `line`:
         // one fed a newline (skipped as a blank line), whose extra line the offset takes off.
         let mut core = core_reader(options);
         core.read_record(b"\n", &mut [0], &mut [0]);
-        Ok(Some(Parse {
+        Ok(Parse {
             core,
             record: Record {
                 line_offset: line - 1,
@@ -607,8 +686,18 @@ impl<'a> Context<'a> {
             },
             table,
             clean: true,
-        }))
+        })
     }
+}
+
+/// A plain block's rows as split: see [`PlainRows`]; `lines` are their file lines, `line` the
+/// file line of the block's last newline.
+struct SplitRows {
+    row_starts: Vec<u32>,
+    ends: Vec<Vec<u32>>,
+    integers: Vec<Option<Integers>>,
+    lines: Vec<usize>,
+    line: usize,
 }
 
 impl<'a> Parse<'a> {
@@ -675,12 +764,14 @@ fn read_blocks(chunks: CsvChunks, block_bytes: usize) -> Result<RawTable> {
         record.push_to(&mut table, &names, &path, line)?;
     }
     let newlines = usize::try_from(core.line()).unwrap_or(usize::MAX) - 1;
-    // The header's reader goes on into the first block (it may sit between `\r` and `\n`).
+    // The header's reader goes on into the first block unless the header ended with a
+    // newline (it may sit between `\r` and `\n`).
+    let clean = record.ended_with_newline;
     let mut open = Parse {
         core,
         record,
         table,
-        clean: false,
+        clean,
     };
     let mut blocks = Blocks {
         input: &mut input,
@@ -692,12 +783,11 @@ fn read_blocks(chunks: CsvChunks, block_bytes: usize) -> Result<RawTable> {
         error: None,
     };
     let mut parts = Vec::new();
-    let round_blocks = rayon::current_num_threads().max(1) * BLOCKS_PER_THREAD;
-    loop {
-        let round: Vec<Block> = blocks.by_ref().take(round_blocks).collect();
-        let Some(first) = round.first() else {
-            break;
-        };
+    let threads = rayon::current_num_threads().max(1);
+    let round_blocks = threads * BLOCKS_PER_THREAD;
+    // A first round of a block per thread: no thread waits long for the file to be read.
+    let mut round: Vec<Block> = blocks.by_ref().take(threads).collect();
+    while let Some(first) = round.first() {
         let continued = if open.ends_before(first) {
             parts.push(open.table.into_parts()?);
             None
@@ -706,14 +796,20 @@ fn read_blocks(chunks: CsvChunks, block_bytes: usize) -> Result<RawTable> {
         };
         let mut starts: Vec<Option<Parse<'_>>> = vec![continued];
         starts.resize_with(round.len(), || None);
-        let parsed: Vec<Result<Parse<'_>>> = starts
-            .into_par_iter()
-            .zip(&round)
-            .map(|(start, block)| match start {
-                Some(parse) => parse.block(block, &context),
-                None => context.parse_fresh(block),
-            })
-            .collect();
+        // The next round is read from the file while this one is parsed.
+        let (parsed, next): (Vec<Result<Parse<'_>>>, Vec<Block>) = rayon::join(
+            || {
+                starts
+                    .into_par_iter()
+                    .zip(&round)
+                    .map(|(start, block)| match start {
+                        Some(parse) => parse.block(block, &context),
+                        None => context.parse_fresh(block),
+                    })
+                    .collect()
+            },
+            || blocks.by_ref().take(round_blocks).collect(),
+        );
         let mut parsed = parsed.into_iter();
         let mut current = parsed.next().expect("one parse per block")?;
         for (block, speculative) in round[1..].iter().zip(parsed) {
@@ -725,12 +821,13 @@ fn read_blocks(chunks: CsvChunks, block_bytes: usize) -> Result<RawTable> {
             };
         }
         open = current;
+        round = next;
     }
     parts.push(open.table.into_parts()?);
     if let Some(error) = blocks.error {
         return Err(error);
     }
-    let (batches, lines): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+    let (parts, lines): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
     let lines: Vec<usize> = lines.into_iter().flatten().collect();
     if lines.is_empty() {
         return Err(Error::NoRows { path });
@@ -738,7 +835,8 @@ fn read_blocks(chunks: CsvChunks, block_bytes: usize) -> Result<RawTable> {
     Ok(RawTable {
         path,
         names,
-        batches: batches.into_iter().flatten().collect(),
+        parts: parts.into_iter().flatten().collect(),
+        missing: options.missing,
         lines: Some(lines),
         first_row: 0,
     })
@@ -809,8 +907,13 @@ mod tests {
             max_field_bytes: 3,
             ..CsvOptions::default()
         };
+        // Plain blocks compare cells with the tokens when read, csv-core's rows when stored.
+        let own_missing = CsvOptions {
+            missing: vec!["NA".to_owned(), "not available".to_owned()],
+            ..CsvOptions::default()
+        };
         // The later texts are quote-free, mostly for the plain-block fast path.
-        let texts: [&[u8]; 12] = [
+        let texts: [&[u8]; 13] = [
             b"a,b\r\n1,\"x\r\ny\"\r\n\r\n2,\"\"\"q\"\r\n3,z",
             b"a,b\n1,\"two\n\n# not a comment\nlines\"\n# comment\n\n2,y\n",
             b"\xef\xbb\xbfa,b\n1,x\n\xef\xbb\xbf2,y\n3,\"a,b\"\n",
@@ -823,8 +926,9 @@ mod tests {
             b"a,b\n1,x\n# c\n2,long\n3,w\n",
             b"a,b\r\n1,x\r\n2,y\r\n\r\n3,z\r\n",
             b"a,b\n1,x\n2,caf\xc3\xa9\n3,y",
+            b"a,b\n1,not available\n,NA\n3,\nNA,not\n",
         ];
-        for (options, (i, text)) in [&comments, &short_fields]
+        for (options, (i, text)) in [&comments, &short_fields, &own_missing]
             .into_iter()
             .flat_map(|o| std::iter::repeat(o).zip(texts.iter().enumerate()))
         {
@@ -864,7 +968,7 @@ mod tests {
         let path = write_temp("threads.csv", text.as_bytes());
         let one = read_in_blocks(&path, &CsvOptions::default(), 4096, 1).unwrap();
         let two = read_in_blocks(&path, &CsvOptions::default(), 4096, 2).unwrap();
-        assert_eq!(one.batches, two.batches);
+        assert_eq!(one.parts, two.parts);
         assert_eq!(one.lines, two.lines);
         assert_eq!(one.n_rows(), 20_000);
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow_array::ArrayRef;
 use arrow_array::builder::StringBuilder;
 
-use crate::raw::text_batch;
+use crate::raw::{TextPart, text_batch};
 use crate::source::{Compression, open, read_error};
 use crate::{Error, RawTable, Result};
 
@@ -53,7 +53,7 @@ pub(crate) fn read(path: &Path, compression: Compression) -> Result<RawTable> {
     }
     // Byte values as text: every reader yields text columns, typed afterwards.
     let text: Vec<String> = (0..=255_u8).map(|b| b.to_string()).collect();
-    let mut batches = Vec::new();
+    let mut parts = Vec::new();
     for start in (0..*count).step_by(BATCH_ROWS) {
         let rows = start..(start + BATCH_ROWS).min(*count);
         let mut columns: Vec<ArrayRef> = (0..width)
@@ -72,12 +72,13 @@ pub(crate) fn read(path: &Path, compression: Compression) -> Result<RawTable> {
             }
             columns.push(Arc::new(builder.finish()));
         }
-        batches.push(text_batch(path, &names, columns)?);
+        parts.push(TextPart::Arrow(text_batch(path, &names, columns)?));
     }
     Ok(RawTable {
         path: path.to_path_buf(),
         names,
-        batches,
+        parts,
+        missing: Vec::new(),
         lines: None,
         first_row: 0,
     })

@@ -9,21 +9,22 @@ use arrow_array::{Array, ArrayRef, RecordBatchReader, StringArray};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
-use crate::raw::{BATCH_ROWS, text_batch};
+use crate::raw::{BATCH_ROWS, TextPart, text_batch};
 use crate::{CsvOptions, Error, RawTable, Result};
 
 /// Reads a Parquet file; `options.missing` applies to its text cells.
 pub(crate) fn read(path: &Path, options: &CsvOptions) -> Result<RawTable> {
     let chunks = ParquetChunks::open(path, options, BATCH_ROWS)?;
     let names = chunks.names.clone();
-    let mut batches = Vec::new();
+    let mut parts = Vec::new();
     for chunk in chunks {
-        batches.extend(chunk?.batches);
+        parts.extend(chunk?.parts);
     }
     Ok(RawTable {
         path: path.to_path_buf(),
         names,
-        batches,
+        parts,
+        missing: Vec::new(),
         lines: None,
         first_row: 0,
     })
@@ -127,7 +128,8 @@ impl ParquetChunks {
         Ok(Some(RawTable {
             path: path.clone(),
             names: self.names.clone(),
-            batches: vec![text_batch(path, &self.names, arrays)?],
+            parts: vec![TextPart::Arrow(text_batch(path, &self.names, arrays)?)],
+            missing: Vec::new(),
             lines: None,
             first_row,
         }))

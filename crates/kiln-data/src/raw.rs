@@ -1,5 +1,7 @@
 //! The untyped table every reader produces: text columns (missing cells are nulls) plus where
-//! each row came from, so typing errors can name the exact line or row.
+//! each row came from, so typing errors can name the exact line or row. The text is held in
+//! parts: Arrow batches of Utf8 columns, or a plain CSV block as read, whose cells are typed
+//! straight from the block's text (see [`PlainRows`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -21,7 +23,9 @@ const BATCH_BYTES: usize = 256 << 20;
 pub struct RawTable {
     pub(crate) path: PathBuf,
     pub(crate) names: Vec<String>,
-    pub(crate) batches: Vec<RecordBatch>,
+    pub(crate) parts: Vec<TextPart>,
+    /// Cell texts read as missing in [`TextPart::Plain`] parts (Arrow parts hold nulls).
+    pub(crate) missing: Vec<String>,
     /// The file line of each row (text formats); `None` for row-indexed formats (Parquet).
     pub(crate) lines: Option<Vec<usize>>,
     /// The 0-based index in the file of the first row: nonzero for a chunk of a file read in
@@ -42,12 +46,7 @@ impl RawTable {
 
     /// Number of data rows.
     pub fn n_rows(&self) -> usize {
-        self.batches.iter().map(RecordBatch::num_rows).sum()
-    }
-
-    /// The Arrow batches: one nullable Utf8 column per name, in order.
-    pub fn batches(&self) -> &[RecordBatch] {
-        &self.batches
+        self.parts.iter().map(TextPart::n_rows).sum()
     }
 
     /// Where data row `row` (0-based) is in the file.
@@ -83,7 +82,8 @@ impl RawTable {
         Ok(RawTable {
             path,
             names,
-            batches: vec![batch],
+            parts: vec![TextPart::Arrow(batch)],
+            missing: Vec::new(),
             lines: None,
             first_row: 0,
         })
@@ -126,32 +126,200 @@ impl RawTable {
         Ok(RawTable {
             path,
             names,
-            batches: vec![batch],
+            parts: vec![TextPart::Arrow(batch)],
+            missing: Vec::new(),
             lines: None,
             first_row: 0,
         })
     }
 
-    /// The text cells of column `index`, batch by batch.
-    ///
-    /// # Panics
-    /// Never: readers build only Utf8 columns.
+    /// The text cells of column `index`, part by part.
     pub(crate) fn text_column(&self, index: usize) -> impl Iterator<Item = Option<&str>> {
-        self.text_arrays(index).flat_map(|array| array.iter())
+        self.parts
+            .iter()
+            .flat_map(move |part| part.cells(index, &self.missing))
+    }
+}
+
+/// Rows of text columns: an Arrow batch, or a plain CSV block as read.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum TextPart {
+    /// One nullable Utf8 column per name.
+    Arrow(RecordBatch),
+    /// A CSV block without quotes or other escapes.
+    Plain(PlainRows),
+}
+
+impl TextPart {
+    pub(crate) fn n_rows(&self) -> usize {
+        match self {
+            TextPart::Arrow(batch) => batch.num_rows(),
+            TextPart::Plain(rows) => rows.n_rows(),
+        }
     }
 
-    /// Column `index`'s arrays, batch by batch.
-    ///
-    /// # Panics
-    /// Never: readers build only Utf8 columns.
-    pub(crate) fn text_arrays(&self, index: usize) -> impl Iterator<Item = &StringArray> {
-        self.batches.iter().map(move |batch| {
-            batch
-                .column(index)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .expect("raw tables hold only Utf8 columns")
-        })
+    /// The cells of column `index`: missing (Arrow nulls, or one of `missing` in plain rows)
+    /// as `None`.
+    pub(crate) fn cells<'a>(&'a self, index: usize, missing: &'a [String]) -> Cells<'a> {
+        match self {
+            TextPart::Arrow(batch) => Cells::Arrow(text_array(batch, index).iter()),
+            TextPart::Plain(rows) => Cells::Plain {
+                cells: rows.column(index),
+                missing,
+            },
+        }
+    }
+}
+
+/// Column `index` of a text batch.
+///
+/// # Panics
+/// Never: readers build only Utf8 columns.
+pub(crate) fn text_array(batch: &RecordBatch, index: usize) -> &StringArray {
+    batch
+        .column(index)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("raw tables hold only Utf8 columns")
+}
+
+/// [`TextPart::cells`].
+pub(crate) enum Cells<'a> {
+    Arrow(arrow_array::iterator::ArrayIter<&'a StringArray>),
+    Plain {
+        cells: PlainColumn<'a>,
+        missing: &'a [String],
+    },
+}
+
+impl<'a> Iterator for Cells<'a> {
+    type Item = Option<&'a str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Cells::Arrow(cells) => cells.next(),
+            Cells::Plain { cells, missing } => cells
+                .next()
+                .map(|cell| (!is_missing(missing, cell)).then_some(cell)),
+        }
+    }
+}
+
+/// The rows of a plain CSV block (no quote, escape, comment or `\r`), as read: the block's
+/// text and where each field ends in it. Typing reads numbers straight from this text, where
+/// copying every cell into an Arrow string column first was a third of reading a file.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PlainRows {
+    text: Arc<str>,
+    /// Where each row starts in `text`.
+    row_starts: Vec<u32>,
+    /// Per column, where each row's field ends in `text`. Field `i > 0` starts one byte (the
+    /// delimiter) past field `i - 1`'s end. Column by column, so that typing a column reads
+    /// only its own offsets.
+    ends: Vec<Vec<u32>>,
+    /// Per column, its cells as numbers when every one is a plain integer or missing: read
+    /// while splitting the block, when the bytes are in cache, which typing a column later
+    /// (one cell per row of text) is not.
+    integers: Vec<Option<Integers>>,
+}
+
+/// A column of plain integers (see [`crate::table::plain_integer`]) and missing cells.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Integers {
+    /// One per row; 0 where the cell is missing.
+    pub(crate) values: Vec<f64>,
+    /// The rows whose cell is one of the missing tokens.
+    pub(crate) missing: Vec<u32>,
+}
+
+impl Integers {
+    pub(crate) fn with_capacity(rows: usize) -> Self {
+        Self {
+            values: Vec::with_capacity(rows),
+            missing: Vec::new(),
+        }
+    }
+}
+
+impl PlainRows {
+    /// Rows in `text` that start at `row_starts`, with fields ending at `ends` (per column);
+    /// `integers` are the columns read as numbers.
+    pub(crate) fn new(
+        text: Arc<str>,
+        row_starts: Vec<u32>,
+        ends: Vec<Vec<u32>>,
+        integers: Vec<Option<Integers>>,
+    ) -> Self {
+        debug_assert!(ends.iter().all(|e| e.len() == row_starts.len()));
+        debug_assert!(
+            integers
+                .iter()
+                .flatten()
+                .all(|i| i.values.len() == row_starts.len())
+        );
+        Self {
+            text,
+            row_starts,
+            ends,
+            integers,
+        }
+    }
+
+    /// Column `index` as numbers, when all its cells are plain integers or missing.
+    pub(crate) fn integers(&self, index: usize) -> Option<&Integers> {
+        self.integers.get(index)?.as_ref()
+    }
+
+    pub(crate) fn n_rows(&self) -> usize {
+        self.row_starts.len()
+    }
+
+    /// The bytes of column `index`'s cells, all rows'.
+    pub(crate) fn column_bytes(&self, index: usize) -> usize {
+        let (starts, gap) = self.starts(index);
+        let ends: u64 = self.ends[index].iter().map(|&e| u64::from(e)).sum();
+        let starts: u64 = starts.iter().map(|&s| u64::from(s + gap)).sum();
+        usize::try_from(ends - starts).unwrap_or(usize::MAX)
+    }
+
+    /// Where column `index`'s cells start, less the gap after them.
+    fn starts(&self, index: usize) -> (&[u32], u32) {
+        match index {
+            0 => (&self.row_starts, 0),
+            i => (&self.ends[i - 1], 1),
+        }
+    }
+
+    /// The cells of column `index`, every row's.
+    pub(crate) fn column(&self, index: usize) -> PlainColumn<'_> {
+        let (starts, gap) = self.starts(index);
+        PlainColumn {
+            text: &self.text,
+            bounds: starts.iter().zip(self.ends[index].iter()),
+            gap,
+        }
+    }
+}
+
+/// [`PlainRows::column`].
+pub(crate) struct PlainColumn<'a> {
+    text: &'a str,
+    /// Each cell's start (less `gap`) and end.
+    bounds: std::iter::Zip<std::slice::Iter<'a, u32>, std::slice::Iter<'a, u32>>,
+    gap: u32,
+}
+
+impl<'a> Iterator for PlainColumn<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let (&start, &end) = self.bounds.next()?;
+        Some(&self.text[(start + self.gap) as usize..end as usize])
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.bounds.size_hint()
     }
 }
 
@@ -172,7 +340,7 @@ pub(crate) struct TextBuilder<'a> {
     builders: Vec<StringBuilder>,
     /// Whether the current row has set each column.
     filled: Vec<bool>,
-    batches: Vec<RecordBatch>,
+    parts: Vec<TextPart>,
     lines: Vec<usize>,
     rows_in_batch: usize,
     bytes_in_batch: usize,
@@ -196,29 +364,11 @@ impl<'a> TextBuilder<'a> {
             builders: names.iter().map(|_| StringBuilder::new()).collect(),
             filled: vec![false; names.len()],
             names,
-            batches: Vec::new(),
+            parts: Vec::new(),
             lines: Vec::new(),
             rows_in_batch: 0,
             bytes_in_batch: 0,
         })
-    }
-
-    /// A builder like [`TextBuilder::new`] with room for `rows` rows holding `bytes` bytes of
-    /// text (shared evenly between the columns as a guess), so that a block's columns do not
-    /// grow by reallocating and copying.
-    pub(crate) fn with_capacity(
-        path: &'a Path,
-        names: Vec<String>,
-        missing: &'a [String],
-        rows: usize,
-        bytes: usize,
-    ) -> Result<Self> {
-        let mut builder = Self::new(path, names, missing)?;
-        let per_column = bytes / builder.names.len().max(1);
-        for column in &mut builder.builders {
-            *column = StringBuilder::with_capacity(rows, per_column);
-        }
-        Ok(builder)
     }
 
     /// The index of column `name`, added (missing in every earlier row) when new.
@@ -263,6 +413,16 @@ impl<'a> TextBuilder<'a> {
         Ok(())
     }
 
+    /// Appends plain rows, read elsewhere for this builder's names, after the rows so far;
+    /// `lines` are their file lines.
+    pub(crate) fn push_plain(&mut self, rows: PlainRows, lines: &[usize]) -> Result<()> {
+        debug_assert_eq!(rows.ends.len(), self.names.len());
+        self.flush()?;
+        self.parts.push(TextPart::Plain(rows));
+        self.lines.extend_from_slice(lines);
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<()> {
         if self.rows_in_batch == 0 {
             return Ok(());
@@ -272,8 +432,8 @@ impl<'a> TextBuilder<'a> {
             .iter_mut()
             .map(|b| Arc::new(b.finish()) as ArrayRef)
             .collect();
-        self.batches
-            .push(text_batch(self.path, &self.names, arrays)?);
+        self.parts
+            .push(TextPart::Arrow(text_batch(self.path, &self.names, arrays)?));
         self.rows_in_batch = 0;
         self.bytes_in_batch = 0;
         Ok(())
@@ -283,43 +443,45 @@ impl<'a> TextBuilder<'a> {
     pub(crate) fn finish(self) -> Result<RawTable> {
         let path = self.path.to_path_buf();
         let names = self.names.clone();
-        let (batches, lines) = self.into_parts()?;
+        let missing = self.missing.to_vec();
+        let (parts, lines) = self.into_parts()?;
         if lines.is_empty() {
             return Err(Error::NoRows { path });
         }
         Ok(RawTable {
             path,
             names,
-            batches,
+            parts,
+            missing,
             lines: Some(lines),
             first_row: 0,
         })
     }
 
-    /// The rows read so far (possibly none): their batches and file lines.
-    pub(crate) fn into_parts(mut self) -> Result<(Vec<RecordBatch>, Vec<usize>)> {
+    /// The rows read so far (possibly none): their parts and file lines.
+    pub(crate) fn into_parts(mut self) -> Result<(Vec<TextPart>, Vec<usize>)> {
         self.flush()?;
         // Batches read before a column appeared lack it: pad them with nulls.
         let width = self.names.len();
-        let batches = self
-            .batches
+        let parts = self
+            .parts
             .into_iter()
-            .map(|batch| {
-                if batch.num_columns() == width {
-                    return Ok(batch);
+            .map(|part| match part {
+                TextPart::Arrow(batch) if batch.num_columns() < width => {
+                    let mut arrays = batch.columns().to_vec();
+                    arrays.resize_with(width, || new_null_array(&DataType::Utf8, batch.num_rows()));
+                    Ok(TextPart::Arrow(text_batch(self.path, &self.names, arrays)?))
                 }
-                let mut arrays = batch.columns().to_vec();
-                arrays.resize_with(width, || new_null_array(&DataType::Utf8, batch.num_rows()));
-                text_batch(self.path, &self.names, arrays)
+                part => Ok(part),
             })
             .collect::<Result<_>>()?;
-        Ok((batches, self.lines))
+        Ok((parts, self.lines))
     }
 }
 
 /// Whether `text` is one of the `missing` tokens. Comparing the first byte before the rest
 /// keeps the usual cell (a number as long as `null`) clear of a `memcmp` call per token.
-fn is_missing(missing: &[String], text: &str) -> bool {
+pub(crate) fn is_missing(missing: &[String], text: &str) -> bool {
     missing.iter().any(|token| {
         token.len() == text.len()
             && token.as_bytes().first() == text.as_bytes().first()

@@ -167,7 +167,7 @@ fn format_of(path: &Path, options: &ReadOptions) -> Result<(Format, Compression)
 }
 
 /// `path` as buffered bytes, decompressed.
-pub(crate) fn open(path: &Path, compression: Compression) -> Result<Box<dyn BufRead>> {
+pub(crate) fn open(path: &Path, compression: Compression) -> Result<Box<dyn BufRead + Send>> {
     let file = fs_err::File::open(path)?;
     Ok(match compression {
         Compression::None => Box::new(BufReader::with_capacity(1 << 16, file)),

@@ -4,12 +4,13 @@ use std::sync::Arc;
 use arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
-    builder::{BooleanBuilder, Float64Builder, TimestampMicrosecondBuilder},
+    builder::{BooleanBuilder, StringBuilder, TimestampMicrosecondBuilder},
 };
-use arrow_schema::{DataType, Field, Schema as ArrowSchema, TimeUnit};
+use arrow_buffer::{BooleanBufferBuilder, NullBuffer};
+use arrow_schema::{DataType, Field, Schema as ArrowSchema};
 
 use crate::datetime::{format_datetime, parse_datetime};
-use crate::raw::locate;
+use crate::raw::{TextPart, is_missing, locate};
 use crate::{ColumnSchema, ColumnType, Error, RawTable, Result, RowLocation, Schema};
 
 /// Tables with fewer rows are typed on the calling thread (see [`RawTable::conform`]).
@@ -271,31 +272,98 @@ impl RawTable {
     /// [`Error::BadValue`] naming line, column and value; [`Error::MissingColumn`].
     pub fn conform(&self, schema: &Schema, optional: &[&str]) -> Result<Table> {
         use rayon::prelude::*;
-        let type_one = |column: &ColumnSchema| {
-            let index = self.names.iter().position(|n| *n == column.name)?;
-            Some(self.type_column(index, column))
+        let indices: Vec<Option<usize>> = schema
+            .columns
+            .iter()
+            .map(|column| self.names.iter().position(|n| *n == column.name))
+            .collect();
+        let mut first_rows = Vec::with_capacity(self.parts.len());
+        let mut rows = 0;
+        for part in &self.parts {
+            first_rows.push(rows);
+            rows += part.n_rows();
+        }
+        // Numeric columns are written in place, each part into its own rows of one buffer.
+        let mut numbers: Vec<Option<Vec<f64>>> = schema
+            .columns
+            .iter()
+            .zip(&indices)
+            .map(|(column, index)| {
+                (index.is_some() && column.column_type == ColumnType::Numeric)
+                    .then(|| vec![0.0; rows])
+            })
+            .collect();
+        let mut outputs: Vec<Vec<Option<&mut [f64]>>> =
+            self.parts.iter().map(|_| Vec::new()).collect();
+        for column in &mut numbers {
+            let mut rest = column.as_deref_mut();
+            for (part, outputs) in self.parts.iter().zip(&mut outputs) {
+                outputs.push(rest.take().map(|all| {
+                    let (own, after) = all.split_at_mut(part.n_rows());
+                    rest = Some(after);
+                    own
+                }));
+            }
+        }
+        // Each column of each part is typed alone, part by part, while the part's text is in
+        // cache (a plain block's text is row by row: typing one column through the whole file
+        // would read all of it once per column). Errors are then taken in schema order and row
+        // order, as a serial pass would meet them. Small tables (a served request) stay on this
+        // thread: handing them to the pool costs more than typing them.
+        let tasks: Vec<(usize, usize, Option<&mut [f64]>)> = outputs
+            .into_iter()
+            .enumerate()
+            .flat_map(|(part, outputs)| {
+                outputs
+                    .into_iter()
+                    .enumerate()
+                    .map(move |(column, output)| (part, column, output))
+            })
+            .collect();
+        let type_one = |(part, column, output): (usize, usize, Option<&mut [f64]>)| {
+            indices[column].map(|index| {
+                let part_rows = (&self.parts[part], first_rows[part]);
+                self.type_part(part_rows, index, &schema.columns[column], output)
+            })
         };
-        // Columns are typed in parallel; errors are then taken in schema order, as a serial
-        // pass would meet them. Small tables (a served request) stay on this thread: handing
-        // them to the pool costs more than typing them.
-        let typed: Vec<Option<Result<(ArrayRef, DataType)>>> =
-            if self.n_rows() < PARALLEL_TYPING_ROWS {
-                schema.columns.iter().map(type_one).collect()
-            } else {
-                schema.columns.par_iter().map(type_one).collect()
+        let parallel = rows >= PARALLEL_TYPING_ROWS;
+        let typed: Vec<Option<Result<Typed>>> = if parallel {
+            tasks.into_par_iter().map(type_one).collect()
+        } else {
+            tasks.into_iter().map(type_one).collect()
+        };
+        // Column by column (each of `width`): its parts joined, or the first error.
+        let width = schema.columns.len();
+        let mut by_column: Vec<Vec<Option<Result<Typed>>>> = (0..width)
+            .map(|_| Vec::with_capacity(self.parts.len()))
+            .collect();
+        for (task, typed) in typed.into_iter().enumerate() {
+            by_column[task % width].push(typed);
+        }
+        let join = |(parts, numbers): (Vec<Option<Result<Typed>>>, Option<Vec<f64>>)| {
+            let parts: Vec<Typed> = match parts.into_iter().collect::<Option<Result<_>>>()? {
+                Ok(parts) => parts,
+                Err(e) => return Some(Err(e)),
             };
+            Some(self.join_parts(parts, numbers, &first_rows))
+        };
+        let joined: Vec<Option<Result<ArrayRef>>> = if parallel {
+            by_column.into_par_iter().zip(numbers).map(join).collect()
+        } else {
+            by_column.into_iter().zip(numbers).map(join).collect()
+        };
         let mut fields = Vec::new();
         let mut arrays: Vec<ArrayRef> = Vec::new();
         let mut present = Vec::new();
-        for (column, typed) in schema.columns.iter().zip(typed) {
-            let Some(typed) = typed else {
+        for (column, joined) in schema.columns.iter().zip(joined) {
+            let Some(array) = joined else {
                 if optional.contains(&column.name.as_str()) {
                     continue;
                 }
                 return Err(missing_column(&self.path, &column.name, self.names.iter()));
             };
-            let (array, data_type) = typed?;
-            fields.push(Field::new(&column.name, data_type, true));
+            let array = array?;
+            fields.push(Field::new(&column.name, array.data_type().clone(), true));
             arrays.push(array);
             present.push(column.clone());
         }
@@ -309,101 +377,262 @@ impl RawTable {
         })
     }
 
-    /// Text column `index` typed as `column` says.
-    fn type_column(&self, index: usize, column: &ColumnSchema) -> Result<(ArrayRef, DataType)> {
+    /// One column's typed parts as one array: `numbers`, which the parts wrote, for a numeric
+    /// column (the parts holding their missing rows), else the parts' arrays joined.
+    fn join_parts(
+        &self,
+        parts: Vec<Typed>,
+        numbers: Option<Vec<f64>>,
+        first_rows: &[usize],
+    ) -> Result<ArrayRef> {
+        if let Some(numbers) = numbers {
+            let mut valid = BooleanBufferBuilder::new(numbers.len());
+            valid.append_n(numbers.len(), true);
+            let mut any_missing = false;
+            for (part, first_row) in parts.iter().zip(first_rows) {
+                if let Typed::Numbers { missing } = part {
+                    for row in missing {
+                        valid.set_bit(first_row + row, false);
+                        any_missing = true;
+                    }
+                }
+            }
+            let nulls = any_missing.then(|| NullBuffer::new(valid.finish()));
+            return Ok(Arc::new(Float64Array::new(numbers.into(), nulls)));
+        }
+        let arrays: Vec<ArrayRef> = parts
+            .into_iter()
+            .filter_map(|part| match part {
+                Typed::Array(array) => Some(array),
+                Typed::Numbers { .. } => None,
+            })
+            .collect();
+        if let [one] = arrays.as_slice() {
+            return Ok(one.clone());
+        }
+        let arrays: Vec<&dyn Array> = arrays.iter().map(AsRef::as_ref).collect();
+        arrow_select::concat::concat(&arrays).map_err(|source| Error::Arrow {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Text column `index` of `part`, whose first row is the table's row `first_row`, typed
+    /// as `column` says: numbers into `numbers` (`Some` for a numeric column).
+    fn type_part(
+        &self,
+        (part, first_row): (&TextPart, usize),
+        index: usize,
+        column: &ColumnSchema,
+        numbers: Option<&mut [f64]>,
+    ) -> Result<Typed> {
         let bad_value = |row: usize, value: &str| Error::BadValue {
             path: self.path.clone(),
-            row: self.location(row),
+            row: self.location(first_row + row),
             column: column.name.clone(),
             value: value.chars().take(100).collect(),
             expected: column.column_type.expected(),
         };
-        let cells = self.text_column(index);
-        Ok(match column.column_type {
-            ColumnType::Numeric => {
-                let mut b = Float64Builder::with_capacity(self.n_rows());
-                // Array by array: a chained iterator costs as much as the integer fast path.
-                let mut row = 0;
-                for array in self.text_arrays(index) {
-                    for cell in array {
-                        match cell {
-                            None => b.append_null(),
-                            Some(text) => match parse_number(text) {
-                                Some(v) if v.is_nan() => b.append_null(),
-                                Some(v) => b.append_value(v),
-                                None => return Err(bad_value(row, text)),
-                            },
-                        }
-                        row += 1;
+        let missing = self.missing.as_slice();
+        if let Some(numbers) = numbers {
+            return match part {
+                TextPart::Plain(rows) if let Some(read) = rows.integers(index) => {
+                    numbers.copy_from_slice(&read.values);
+                    Ok(read.missing.iter().map(|&row| row as usize).collect())
+                }
+                // Numbers are read before the cell is compared with the missing tokens, unless
+                // a token itself reads as a number: a cell that reads as one is then never
+                // missing.
+                TextPart::Plain(rows)
+                    if !missing
+                        .iter()
+                        .any(|token| parse_number(token).is_some_and(|v| !v.is_nan())) =>
+                {
+                    numbers_or_missing(numbers, rows.column(index), missing, bad_value)
+                }
+                part => write_numbers(numbers, part.cells(index, missing), bad_value),
+            }
+            .map(|missing| Typed::Numbers { missing });
+        }
+        let array = match part {
+            // The text is kept as read.
+            TextPart::Arrow(batch)
+                if matches!(
+                    column.column_type,
+                    ColumnType::Categorical | ColumnType::Text
+                ) =>
+            {
+                batch.column(index).clone()
+            }
+            // Sized up front: growing a builder copies its text again.
+            TextPart::Plain(rows)
+                if matches!(
+                    column.column_type,
+                    ColumnType::Categorical | ColumnType::Text
+                ) =>
+            {
+                let mut b = StringBuilder::with_capacity(rows.n_rows(), rows.column_bytes(index));
+                for cell in rows.column(index) {
+                    if is_missing(missing, cell) {
+                        b.append_null();
+                    } else {
+                        b.append_value(cell);
                     }
                 }
-                (Arc::new(b.finish()), DataType::Float64)
+                Arc::new(b.finish())
             }
-            ColumnType::Categorical | ColumnType::Text => {
-                // The text is kept as read: join the batches' arrays rather than copy cells.
-                let parts: Vec<&dyn Array> = self
-                    .batches
-                    .iter()
-                    .map(|batch| batch.column(index).as_ref())
-                    .collect();
-                let array = match self.batches.as_slice() {
-                    [one] => one.column(index).clone(),
-                    _ => arrow_select::concat::concat(&parts).map_err(|source| Error::Arrow {
-                        path: self.path.clone(),
-                        source,
-                    })?,
-                };
-                (array, DataType::Utf8)
-            }
-            ColumnType::Datetime => {
-                let mut b = TimestampMicrosecondBuilder::with_capacity(self.n_rows());
-                for (row, cell) in cells.enumerate() {
-                    match cell {
-                        None => b.append_null(),
-                        Some(text) => b.append_value(
-                            parse_datetime(text).ok_or_else(|| bad_value(row, text))?,
-                        ),
-                    }
-                }
-                (
-                    Arc::new(b.finish()),
-                    DataType::Timestamp(TimeUnit::Microsecond, None),
-                )
-            }
-            ColumnType::Boolean => {
-                let mut b = BooleanBuilder::with_capacity(self.n_rows());
-                for (row, cell) in cells.enumerate() {
-                    match cell {
-                        None => b.append_null(),
-                        Some(text) => {
-                            b.append_value(boolean_cell(text).ok_or_else(|| bad_value(row, text))?);
-                        }
-                    }
-                }
-                (Arc::new(b.finish()), DataType::Boolean)
-            }
-        })
+            part => type_cells(part.cells(index, missing), column, bad_value)?,
+        };
+        Ok(Typed::Array(array))
     }
+}
+
+/// A column of one part, typed.
+enum Typed {
+    Array(ArrayRef),
+    /// Numbers, written in place; the rows (of the part) that are missing.
+    Numbers {
+        missing: Vec<usize>,
+    },
+}
+
+/// Writes `cells` (missing ones `None`) as numbers into `out`, one per cell; the rows that
+/// are missing (NaN included). `bad_value` is the error for a cell (by its 0-based row among
+/// `cells`) that is not a number.
+fn write_numbers<'a>(
+    out: &mut [f64],
+    cells: impl Iterator<Item = Option<&'a str>>,
+    bad_value: impl Fn(usize, &str) -> Error,
+) -> Result<Vec<usize>> {
+    let mut missing = Vec::new();
+    for (row, (cell, out)) in cells.zip(out).enumerate() {
+        match cell.map(|text| (parse_number(text), text)) {
+            None => missing.push(row),
+            Some((Some(v), _)) if v.is_nan() => missing.push(row),
+            Some((Some(v), _)) => *out = v,
+            Some((None, text)) => return Err(bad_value(row, text)),
+        }
+    }
+    Ok(missing)
+}
+
+/// [`write_numbers`] for the cells of a plain CSV block, when no missing token reads as a
+/// number: a cell that reads as one is then never missing, so only the rest are compared with
+/// the tokens.
+fn numbers_or_missing<'a>(
+    out: &mut [f64],
+    cells: impl Iterator<Item = &'a str>,
+    tokens: &[String],
+    bad_value: impl Fn(usize, &str) -> Error,
+) -> Result<Vec<usize>> {
+    let mut missing = Vec::new();
+    for (row, (text, out)) in cells.zip(out).enumerate() {
+        match parse_number(text) {
+            Some(v) if !v.is_nan() => *out = v,
+            Some(_) => missing.push(row),
+            None if is_missing(tokens, text) => missing.push(row),
+            None => return Err(bad_value(row, text)),
+        }
+    }
+    Ok(missing)
+}
+
+/// Cells (missing ones `None`) typed as `column` says; `bad_value` is the error for a cell
+/// (by its 0-based row among `cells`) that is not of the type.
+fn type_cells<'a>(
+    cells: impl Iterator<Item = Option<&'a str>>,
+    column: &ColumnSchema,
+    bad_value: impl Fn(usize, &str) -> Error,
+) -> Result<ArrayRef> {
+    let rows = cells.size_hint().0;
+    Ok(match column.column_type {
+        ColumnType::Numeric => unreachable!("numeric columns are written in place"),
+        ColumnType::Categorical | ColumnType::Text => Arc::new(cells.collect::<StringArray>()),
+        ColumnType::Datetime => {
+            let mut b = TimestampMicrosecondBuilder::with_capacity(rows);
+            for (row, cell) in cells.enumerate() {
+                match cell {
+                    None => b.append_null(),
+                    Some(text) => {
+                        b.append_value(parse_datetime(text).ok_or_else(|| bad_value(row, text))?);
+                    }
+                }
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::Boolean => {
+            let mut b = BooleanBuilder::with_capacity(rows);
+            for (row, cell) in cells.enumerate() {
+                match cell {
+                    None => b.append_null(),
+                    Some(text) => {
+                        b.append_value(boolean_cell(text).ok_or_else(|| bad_value(row, text))?);
+                    }
+                }
+            }
+            Arc::new(b.finish())
+        }
+    })
 }
 
 /// `text` (trimmed) as a number, exactly as `str::parse::<f64>` reads it.
 pub(crate) fn parse_number(text: &str) -> Option<f64> {
-    // Hand-written fast path for plain integers, most numeric cells: below 10^15 each is an
-    // exact f64, so this gives what `parse` does (`-0` included) at a fraction of the cost,
-    // and digits need no trimming. Everything else goes to std's correctly rounded parser.
-    let (negative, digits) = match text.as_bytes() {
+    plain_integer(text.as_bytes()).or_else(|| text.trim().parse().ok())
+}
+
+/// `bytes` as a number when they are a plain integer (an optional `-`, then 1 to 15 digits):
+/// below 10^15 each is an exact f64, so this gives what `str::parse` does (`-0` included) at
+/// a fraction of the cost, for most numeric cells. `None` for anything else, which only std's
+/// correctly rounded parser reads.
+pub(crate) fn plain_integer(bytes: &[u8]) -> Option<f64> {
+    let (negative, digits) = match bytes {
         [b'-', rest @ ..] => (true, rest),
         all => (false, all),
     };
-    if (1..=15).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) {
-        let n = digits
-            .iter()
-            .fold(0_u64, |n, d| n * 10 + u64::from(d - b'0'));
-        #[allow(clippy::cast_precision_loss)] // n < 10^15 < 2^53: exact.
-        let v = n as f64;
-        return Some(if negative { -v } else { v });
+    if !(1..=15).contains(&digits.len()) || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
     }
-    text.trim().parse().ok()
+    let n = digits
+        .iter()
+        .fold(0_u64, |n, d| n * 10 + u64::from(d - b'0'));
+    #[allow(clippy::cast_precision_loss)] // n < 10^15 < 2^53: exact.
+    let v = n as f64;
+    Some(if negative { -v } else { v })
+}
+
+/// [`plain_integer`] of `block[start..end]`. Where the digits are at most 8 and the block has
+/// 8 bytes ending with the cell, they are read as one word, checked and combined without a
+/// branch per digit (the SWAR method of simdjson and fast_float): most numeric cells of a file
+/// are read here, and a loop over digits mispredicts at every number's end.
+#[inline]
+pub(crate) fn plain_integer_at(block: &[u8], start: usize, end: usize) -> Option<f64> {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    let negative = end > start && block[start] == b'-';
+    let digits = end - start - usize::from(negative);
+    if digits == 0 || digits > 8 || end < 8 {
+        return plain_integer(&block[start..end]);
+    }
+    let word = u64::from_le_bytes(block[end - 8..end].try_into().expect("8 bytes"));
+    // The bytes before the digits (the low ones: the word is little-endian) become zeros.
+    let digit_bytes = u64::MAX << ((8 - digits) * 8);
+    let word = (word & digit_bytes) | (ZEROS & !digit_bytes);
+    // Every byte a digit: its high nibble 3, and its low nibble not carried past 9 by 6.
+    if word & HIGH_NIBBLES != ZEROS
+        || word.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES != ZEROS
+    {
+        return None;
+    }
+    let pairs = (word - ZEROS)
+        .wrapping_mul(10)
+        .wrapping_add((word - ZEROS) >> 8);
+    let mask = 0x0000_00FF_0000_00FF;
+    let n = ((pairs & mask).wrapping_mul(100 + (1_000_000 << 32)))
+        .wrapping_add(((pairs >> 16) & mask).wrapping_mul(1 + (10_000 << 32)))
+        >> 32;
+    #[allow(clippy::cast_precision_loss)] // n < 10^8: exact.
+    let v = n as f64;
+    Some(if negative { -v } else { v })
 }
 
 /// A boolean column's cell: true/false and yes/no in any case, or 1/0.
@@ -520,6 +749,49 @@ mod tests {
     }
 
     #[test]
+    fn integers_read_as_words_read_as_digit_by_digit() {
+        use proptest::prelude::*;
+        let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+            cases: 4096,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(11),
+            ..Default::default()
+        });
+        let byte = prop_oneof![
+            8 => proptest::char::range('0', '9').prop_map(|c| c as u8),
+            1 => Just(b'-'),
+            1 => Just(b','),
+            1 => any::<u8>(),
+        ];
+        let case = proptest::collection::vec(byte, 0..24).prop_flat_map(|block| {
+            let len = block.len();
+            (Just(block), 0..=len)
+                .prop_flat_map(move |(block, start)| (Just(block), Just(start), start..=len))
+        });
+        runner
+            .run(&case, |(block, start, end)| {
+                let word = plain_integer_at(&block, start, end);
+                let digits = plain_integer(&block[start..end]);
+                prop_assert_eq!(word.map(f64::to_bits), digits.map(f64::to_bits));
+                Ok(())
+            })
+            .unwrap();
+        // Every digit count, with the word reaching before the cell.
+        for n in [
+            0_u64, 7, 42, 905, 1234, 90_210, 765_432, 1_000_001, 99_999_999,
+        ] {
+            for sign in ["", "-"] {
+                let block = format!("12345678,{sign}{n}");
+                let start = block.find(',').unwrap() + 1;
+                let read = plain_integer_at(block.as_bytes(), start, block.len()).unwrap();
+                assert_eq!(
+                    read.to_bits(),
+                    format!("{sign}{n}").parse::<f64>().unwrap().to_bits()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn non_numeric_value_names_line_and_column() {
         let raw = raw("bad.csv", "x,y\n1,a\n2,b\nabc,c\n");
         // Infer from the first two rows only, so `x` is numeric and row 3 breaks it.
@@ -606,6 +878,71 @@ mod tests {
                 "{n} rows: {err}"
             );
         }
+    }
+
+    #[test]
+    fn plain_blocks_type_as_rows_read_one_by_one_do() {
+        use crate::{Compression, CsvChunks};
+        use std::fmt::Write as _;
+        // Over three 1 MiB blocks, typed block by block from the text as read, against the
+        // same file read row by row into Arrow columns.
+        let mut text = String::from("n,c,t\n");
+        for i in 0..120_000 {
+            let n = match (i % 7, i % 11) {
+                (0, _) => "-999".to_owned(),
+                (_, 0) => "NA".to_owned(),
+                _ => format!("{}.25", i / 3),
+            };
+            writeln!(text, "{n},k{},2013-01-{:02}T10:00:00Z", i % 5, 1 + i % 28).unwrap();
+        }
+        let dir = std::env::temp_dir().join(format!("kiln-table-{}", std::process::id()));
+        fs_err::create_dir_all(&dir).unwrap();
+        let path = dir.join("plain.csv");
+        fs_err::write(&path, &text).unwrap();
+        let schema = Schema {
+            columns: vec![
+                crate::ColumnSchema::new("n", ColumnType::Numeric),
+                crate::ColumnSchema::new("c", ColumnType::Categorical),
+                crate::ColumnSchema::new("t", ColumnType::Datetime),
+            ],
+        };
+        // `-999` a value, then a missing token that reads as a number.
+        for missing in [vec!["NA"], vec!["NA", "-999"]] {
+            let options = CsvOptions {
+                missing: missing.iter().map(|m| (*m).to_owned()).collect(),
+                ..CsvOptions::default()
+            };
+            let blocks = read_csv(&path, &options).unwrap();
+            assert!(blocks.parts.len() > 2, "{} parts", blocks.parts.len());
+            assert!(blocks.parts.iter().all(|p| matches!(p, TextPart::Plain(_))));
+            let rows = CsvChunks::open(&path, Compression::None, &options, usize::MAX)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap();
+            assert!(rows.parts.iter().all(|p| matches!(p, TextPart::Arrow(_))));
+            let typed = blocks.conform(&schema, &[]).unwrap();
+            assert_eq!(typed.batch, rows.conform(&schema, &[]).unwrap().batch);
+            let Some(ColumnRef::Numeric(n)) = typed.column("n") else {
+                panic!("n is numeric");
+            };
+            let nulls = (0..120_000)
+                .filter(|i| (i % 7 == 0 && missing.len() == 2) || (i % 7 != 0 && i % 11 == 0))
+                .count();
+            assert_eq!(n.null_count(), nulls);
+        }
+
+        // A bad `t` early and a bad `n` in the last block: `n` comes first in the schema.
+        let text = text
+            .replacen("2013-01-02T10:00:00Z", "yesterday", 1)
+            .replace("39999.25,", "oops,");
+        fs_err::write(&path, &text).unwrap();
+        let raw = read_csv(&path, &CsvOptions::default()).unwrap();
+        let err = raw.conform(&schema, &[]).unwrap_err().to_string();
+        assert!(
+            err.ends_with("line 119999, column `n`: cannot read `oops` as a number"),
+            "{err}"
+        );
     }
 
     #[test]
