@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::raw::{Integers, PlainRows, TextBuilder, is_missing};
 use crate::source::{Compression, Format, ReadOptions, open, read_error};
-use crate::table::{plain_integer, plain_integer_at};
+use crate::table::{plain_integer, small_integer_at};
 use crate::{Error, RawTable, Result};
 
 /// How to read a CSV file. `missing` and `max_field_bytes` apply to every format.
@@ -620,14 +620,14 @@ impl<'a> Context<'a> {
             }
             ends[fields].push(at as u32);
             if let Some(column) = &mut integers[fields] {
-                match plain_integer_at(bytes, field_start, at) {
+                match small_integer_at(bytes, field_start, at) {
                     Some(value) => column.values.push(value),
                     None if text
                         .get(field_start..at)
                         .is_some_and(|cell| is_missing(missing, cell)) =>
                     {
                         column.missing.push(row_starts.len() as u32);
-                        column.values.push(0.0);
+                        column.values.push(0);
                     }
                     None => integers[fields] = None,
                 }

@@ -226,8 +226,9 @@ pub(crate) struct PlainRows {
 /// A column of plain integers (see [`crate::table::plain_integer`]) and missing cells.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Integers {
-    /// One per row; 0 where the cell is missing.
-    pub(crate) values: Vec<f64>,
+    /// One per row; 0 where the cell is missing. Four bytes where the cells need no more (at
+    /// most 8 digits), rather than the f64 each becomes: half the memory to fill and read.
+    pub(crate) values: Vec<i32>,
     /// The rows whose cell is one of the missing tokens.
     pub(crate) missing: Vec<u32>,
 }

@@ -437,7 +437,9 @@ impl RawTable {
         if let Some(numbers) = numbers {
             return match part {
                 TextPart::Plain(rows) if let Some(read) = rows.integers(index) => {
-                    numbers.copy_from_slice(&read.values);
+                    for (number, &value) in numbers.iter_mut().zip(&read.values) {
+                        *number = f64::from(value);
+                    }
                     Ok(read.missing.iter().map(|&row| row as usize).collect())
                 }
                 // Numbers are read before the cell is compared with the missing tokens, unless
@@ -600,18 +602,25 @@ pub(crate) fn plain_integer(bytes: &[u8]) -> Option<f64> {
     Some(if negative { -v } else { v })
 }
 
-/// [`plain_integer`] of `block[start..end]`. Where the digits are at most 8 and the block has
-/// 8 bytes ending with the cell, they are read as one word, checked and combined without a
-/// branch per digit (the SWAR method of simdjson and fast_float): most numeric cells of a file
-/// are read here, and a loop over digits mispredicts at every number's end.
+/// `block[start..end]` as an integer when it is a plain one (see [`plain_integer`]) of at
+/// most 8 digits, `-0` aside (an i32 has no negative zero; f64 has). Where the block has 8 bytes ending with the cell, they are read as one word,
+/// checked and combined without a branch per digit (the SWAR method of simdjson and
+/// fast_float): most numeric cells of a file are read here, and a loop over digits
+/// mispredicts at every number's end.
 #[inline]
-pub(crate) fn plain_integer_at(block: &[u8], start: usize, end: usize) -> Option<f64> {
+pub(crate) fn small_integer_at(block: &[u8], start: usize, end: usize) -> Option<i32> {
     const ZEROS: u64 = 0x3030_3030_3030_3030;
     const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
     let negative = end > start && block[start] == b'-';
     let digits = end - start - usize::from(negative);
-    if digits == 0 || digits > 8 || end < 8 {
-        return plain_integer(&block[start..end]);
+    if digits == 0 || digits > 8 {
+        return None;
+    }
+    if end < 8 {
+        #[allow(clippy::cast_possible_truncation)] // At most 8 digits: below 10^8.
+        return plain_integer(&block[start..end])
+            .filter(|v| !(*v == 0.0 && v.is_sign_negative()))
+            .map(|v| v as i32);
     }
     let word = u64::from_le_bytes(block[end - 8..end].try_into().expect("8 bytes"));
     // The bytes before the digits (the low ones: the word is little-endian) become zeros.
@@ -630,9 +639,13 @@ pub(crate) fn plain_integer_at(block: &[u8], start: usize, end: usize) -> Option
     let n = ((pairs & mask).wrapping_mul(100 + (1_000_000 << 32)))
         .wrapping_add(((pairs >> 16) & mask).wrapping_mul(1 + (10_000 << 32)))
         >> 32;
-    #[allow(clippy::cast_precision_loss)] // n < 10^8: exact.
-    let v = n as f64;
-    Some(if negative { -v } else { v })
+    #[allow(clippy::cast_possible_truncation)] // n < 10^8.
+    let n = n as i32;
+    match (negative, n) {
+        (true, 0) => None,
+        (true, n) => Some(-n),
+        (false, n) => Some(n),
+    }
 }
 
 /// A boolean column's cell: true/false and yes/no in any case, or 1/0.
@@ -769,23 +782,26 @@ mod tests {
         });
         runner
             .run(&case, |(block, start, end)| {
-                let word = plain_integer_at(&block, start, end);
-                let digits = plain_integer(&block[start..end]);
-                prop_assert_eq!(word.map(f64::to_bits), digits.map(f64::to_bits));
+                let cell = &block[start..end];
+                let digits = cell.iter().filter(|b| b.is_ascii_digit()).count();
+                let expected = plain_integer(cell)
+                    .filter(|v| digits <= 8 && !(*v == 0.0 && v.is_sign_negative()));
+                let word = small_integer_at(&block, start, end).map(f64::from);
+                prop_assert_eq!(word.map(f64::to_bits), expected.map(f64::to_bits));
                 Ok(())
             })
             .unwrap();
         // Every digit count, with the word reaching before the cell.
-        for n in [
-            0_u64, 7, 42, 905, 1234, 90_210, 765_432, 1_000_001, 99_999_999,
-        ] {
+        for n in [0, 7, 42, 905, 1234, 90_210, 765_432, 1_000_001, 99_999_999] {
             for sign in ["", "-"] {
                 let block = format!("12345678,{sign}{n}");
                 let start = block.find(',').unwrap() + 1;
-                let read = plain_integer_at(block.as_bytes(), start, block.len()).unwrap();
+                let read = small_integer_at(block.as_bytes(), start, block.len());
+                let expected = format!("{sign}{n}").parse::<i32>().unwrap();
                 assert_eq!(
-                    read.to_bits(),
-                    format!("{sign}{n}").parse::<f64>().unwrap().to_bits()
+                    read,
+                    (sign.is_empty() || n > 0).then_some(expected),
+                    "{sign}{n}"
                 );
             }
         }
@@ -884,17 +900,32 @@ mod tests {
     fn plain_blocks_type_as_rows_read_one_by_one_do() {
         use crate::{Compression, CsvChunks};
         use std::fmt::Write as _;
-        // Over three 1 MiB blocks, typed block by block from the text as read, against the
-        // same file read row by row into Arrow columns.
-        let mut text = String::from("n,c,t\n");
-        for i in 0..120_000 {
-            let n = match (i % 7, i % 11) {
-                (0, _) => "-999".to_owned(),
-                (_, 0) => "NA".to_owned(),
-                _ => format!("{}.25", i / 3),
-            };
-            writeln!(text, "{n},k{},2013-01-{:02}T10:00:00Z", i % 5, 1 + i % 28).unwrap();
-        }
+        // Over four 1 MiB blocks, typed block by block from the text as read, against the
+        // same file read row by row into Arrow columns. `n` has integers (read while the
+        // blocks are split), decimals and a `-0` (which end that in their blocks) and two
+        // would-be missing tokens.
+        let n = |i: usize| match (i % 7, i % 11) {
+            (0, _) => "-999".to_owned(),
+            (_, 0) => "NA".to_owned(),
+            _ if i < 5_000 && i % 13 == 0 => format!("{i}.25"),
+            _ if i == 90_000 => "-0".to_owned(),
+            _ if i % 3 == 0 => format!("-{}", i % 1000 + 1),
+            _ => (i / 3).to_string(),
+        };
+        let file = |bad_row: usize| {
+            let mut text = String::from("n,c,t\n");
+            for i in 0..120_000 {
+                let n = if i == bad_row {
+                    "oops".to_owned()
+                } else {
+                    n(i)
+                };
+                writeln!(text, "{n},k{},2013-01-{:02}T10:00:00Z", i % 5, 1 + i % 28).unwrap();
+            }
+            text
+        };
+        let text = file(usize::MAX);
+        assert!(text.contains("\n-0,"));
         let dir = std::env::temp_dir().join(format!("kiln-table-{}", std::process::id()));
         fs_err::create_dir_all(&dir).unwrap();
         let path = dir.join("plain.csv");
@@ -913,8 +944,20 @@ mod tests {
                 ..CsvOptions::default()
             };
             let blocks = read_csv(&path, &options).unwrap();
-            assert!(blocks.parts.len() > 2, "{} parts", blocks.parts.len());
-            assert!(blocks.parts.iter().all(|p| matches!(p, TextPart::Plain(_))));
+            assert!(blocks.parts.len() > 3, "{} parts", blocks.parts.len());
+            let read_as_integers = blocks
+                .parts
+                .iter()
+                .filter(|p| matches!(p, TextPart::Plain(rows) if rows.integers(0).is_some()))
+                .count();
+            assert_eq!(
+                (read_as_integers, blocks.parts.len() - read_as_integers),
+                if missing.len() == 1 {
+                    (blocks.parts.len() - 2, 2)
+                } else {
+                    (0, blocks.parts.len())
+                }
+            );
             let rows = CsvChunks::open(&path, Compression::None, &options, usize::MAX)
                 .unwrap()
                 .next()
@@ -923,24 +966,22 @@ mod tests {
             assert!(rows.parts.iter().all(|p| matches!(p, TextPart::Arrow(_))));
             let typed = blocks.conform(&schema, &[]).unwrap();
             assert_eq!(typed.batch, rows.conform(&schema, &[]).unwrap().batch);
-            let Some(ColumnRef::Numeric(n)) = typed.column("n") else {
+            let Some(ColumnRef::Numeric(numbers)) = typed.column("n") else {
                 panic!("n is numeric");
             };
             let nulls = (0..120_000)
-                .filter(|i| (i % 7 == 0 && missing.len() == 2) || (i % 7 != 0 && i % 11 == 0))
+                .filter(|&i| missing.contains(&n(i).as_str()))
                 .count();
-            assert_eq!(n.null_count(), nulls);
+            assert_eq!(numbers.null_count(), nulls);
         }
 
         // A bad `t` early and a bad `n` in the last block: `n` comes first in the schema.
-        let text = text
-            .replacen("2013-01-02T10:00:00Z", "yesterday", 1)
-            .replace("39999.25,", "oops,");
+        let text = file(119_995).replacen("2013-01-02T10:00:00Z", "yesterday", 1);
         fs_err::write(&path, &text).unwrap();
         let raw = read_csv(&path, &CsvOptions::default()).unwrap();
         let err = raw.conform(&schema, &[]).unwrap_err().to_string();
         assert!(
-            err.ends_with("line 119999, column `n`: cannot read `oops` as a number"),
+            err.ends_with("line 119997, column `n`: cannot read `oops` as a number"),
             "{err}"
         );
     }
