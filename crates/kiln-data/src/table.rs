@@ -907,9 +907,9 @@ mod tests {
         let n = |i: usize| match (i % 7, i % 11) {
             (0, _) => "-999".to_owned(),
             (_, 0) => "NA".to_owned(),
-            _ if i < 5_000 && i % 13 == 0 => format!("{i}.25"),
+            _ if i < 5_000 && i.is_multiple_of(13) => format!("{i}.25"),
             _ if i == 90_000 => "-0".to_owned(),
-            _ if i % 3 == 0 => format!("-{}", i % 1000 + 1),
+            _ if i.is_multiple_of(3) => format!("-{}", i % 1000 + 1),
             _ => (i / 3).to_string(),
         };
         let file = |bad_row: usize| {
