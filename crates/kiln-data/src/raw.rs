@@ -206,8 +206,8 @@ impl<'a> Iterator for Cells<'a> {
 }
 
 /// The rows of a plain CSV block (no quote, escape, comment or `\r`), as read: the block's
-/// text and where each field ends in it. Typing reads numbers straight from this text, where
-/// copying every cell into an Arrow string column first was a third of reading a file.
+/// text and where each field ends in it. Typing reads cells straight from this text: copying
+/// every cell into an Arrow string column first was a third of reading a file.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PlainRows {
     text: Arc<str>,
@@ -217,13 +217,14 @@ pub(crate) struct PlainRows {
     /// delimiter) past field `i - 1`'s end. Column by column, so that typing a column reads
     /// only its own offsets.
     ends: Vec<Vec<u32>>,
-    /// Per column, its cells as numbers when every one is a plain integer or missing: read
-    /// while splitting the block, when the bytes are in cache, which typing a column later
-    /// (one cell per row of text) is not.
+    /// Per column, its cells as numbers when every one is an integer of at most 8 digits or
+    /// missing: read while the block is split, when its bytes are in cache, which typing a
+    /// column later (one cell per row of text) is not.
     integers: Vec<Option<Integers>>,
 }
 
-/// A column of plain integers (see [`crate::table::plain_integer`]) and missing cells.
+/// A plain block's column of small integers (see [`crate::table::small_integer_at`]) and
+/// missing cells.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Integers {
     /// One per row; 0 where the cell is missing. Four bytes where the cells need no more (at
@@ -283,7 +284,8 @@ impl PlainRows {
         usize::try_from(ends - starts).unwrap_or(usize::MAX)
     }
 
-    /// Where column `index`'s cells start, less the gap after them.
+    /// Where column `index`'s cells start, each less `gap`: the delimiter that ends the field
+    /// before.
     fn starts(&self, index: usize) -> (&[u32], u32) {
         match index {
             0 => (&self.row_starts, 0),
