@@ -4,8 +4,9 @@
 //!   `benches/peers/torch_step.py` runs on PyTorch); throughput in samples. Each step ends by
 //!   reading the loss, which waits for the device: GPU timings include the synchronization.
 //! - `train/epoch`: `kiln_train::fit` for one epoch of 16 such steps over 4,096 rows plus
-//!   validation on 512 rows: everything the loop adds around the step (rows to tensors,
-//!   shuffling, validation metrics, progress). `compare.py` reports the share outside the step.
+//!   validation on 512 rows (and `_no_valid`, without it): everything the loop adds around
+//!   the step (rows to tensors, shuffling, validation, metrics, progress). The model is built
+//!   outside the timing. `compare.py` reports the share outside the step.
 //! - `matmul/4096`: one 4096×4096 by 4096×4096 f32 product (CPU backends and real GPUs), for
 //!   GFLOP/s against numpy's sgemm and PyTorch's CUDA product.
 
@@ -14,10 +15,11 @@ use std::time::{Duration, Instant};
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kiln_benches::{BATCH, is_gpu, mnist_like, mnist_like_batch, on_every_backend, step_models};
-use kiln_core::{BackendKind, BackendVisitor, DeviceInfo};
+use kiln_core::{BackendKind, BackendVisitor, DeviceInfo, Matrix};
 use kiln_train::{DeviceTargets, Hooks, Stepper, Task, TrainSettings};
+use kiln_transform::Targets;
 
 /// Rows of the epoch benchmark: 16 steps of `BATCH`.
 const EPOCH_ROWS: usize = 16 * BATCH;
@@ -100,29 +102,45 @@ impl BackendVisitor for HotLoop<'_> {
 
         let (train_x, train_y) = mnist_like(EPOCH_ROWS);
         let (valid_x, valid_y) = mnist_like(VALID_ROWS);
+        let no_valid = (
+            Matrix::new(Vec::new(), 0, train_x.cols),
+            Targets::Classes(Vec::new()),
+        );
         let mut group = self.c.benchmark_group("train/epoch");
         group.throughput(Throughput::Elements(EPOCH_ROWS as u64));
         group.sample_size(10);
         group.measurement_time(Duration::from_secs(seconds * 2));
         let (name, spec) = &models[0];
-        group.bench_function(
-            BenchmarkId::new(format!("{name}_b256"), info.backend.name()),
-            |b| {
-                b.iter(|| {
-                    let trained = kiln_train::fit(
-                        spec.init::<B>(0, &device),
-                        (&train_x, &train_y),
-                        (&valid_x, &valid_y),
-                        task,
-                        &settings,
-                        &device,
-                        Hooks::default(),
-                    )
-                    .expect("the benchmark trains");
-                    black_box(trained.history);
-                });
-            },
-        );
+        // With the validation pass, and without: the second's time beyond its 16 steps is the
+        // loop's own (rows to tensors, shuffling, losses, history). The model is built outside
+        // the timing, as a run builds it once, not per epoch.
+        for (suffix, valid) in [
+            ("", (&valid_x, &valid_y)),
+            ("_no_valid", (&no_valid.0, &no_valid.1)),
+        ] {
+            group.bench_function(
+                BenchmarkId::new(format!("{name}_b256{suffix}"), info.backend.name()),
+                |b| {
+                    b.iter_batched(
+                        || spec.init::<B>(0, &device),
+                        |model| {
+                            let trained = kiln_train::fit(
+                                model,
+                                (&train_x, &train_y),
+                                valid,
+                                task,
+                                &settings,
+                                &device,
+                                Hooks::default(),
+                            )
+                            .expect("the benchmark trains");
+                            black_box(trained.history);
+                        },
+                        BatchSize::PerIteration,
+                    );
+                },
+            );
+        }
         group.finish();
 
         if emulated {

@@ -4,7 +4,7 @@ and prints, per backend kiln has here:
 - samples/s of one Adam step of each model and the ratio kiln / PyTorch (1 and 2 threads on
   the CPU; CUDA with `--device cuda`);
 - the share of an epoch spent outside the step (rows to tensors, shuffling, validation,
-  metrics): 1 - 16 steps / one `fit` epoch of 16 steps;
+  metrics): 1 - 16 steps / one `fit` epoch of 16 steps, with the validation pass and without;
 - GFLOP/s of a 4096² matmul against numpy's OpenBLAS sgemm.
 
     PY=$(../shared/peers/setup.sh | tail -1)     # a venv with torch and numpy
@@ -77,13 +77,14 @@ def main():
             print(f"{model:<22}{backend:<10}{sps:>16.0f}" + "".join(f"{t:>14.0f}" for t in torch_sps)
                   + "".join(f"{sps / t:>12.2f}" for t in torch_sps))
 
-    print(f"\nShare of a fit epoch ({EPOCH_STEPS} steps + validation of 512 rows) outside the step")
-    for backend in backends("train_epoch", "mlp_784_128_64_10_b256"):
-        epoch = median_s("train_epoch", "mlp_784_128_64_10_b256", backend)
-        step = median_s("train_step", "mlp_784_128_64_10_b256", backend)
-        if epoch and step:
-            print(f"  {backend:<10} epoch {epoch * 1e3:8.1f} ms, steps {EPOCH_STEPS * step * 1e3:8.1f} ms, "
-                  f"outside {1 - EPOCH_STEPS * step / epoch:6.1%}")
+    for suffix, what in (("", "validation of 512 rows"), ("_no_valid", "no validation")):
+        print(f"\nShare of a fit epoch ({EPOCH_STEPS} steps, {what}) outside the step")
+        for backend in backends("train_epoch", f"mlp_784_128_64_10_b256{suffix}"):
+            epoch = median_s("train_epoch", f"mlp_784_128_64_10_b256{suffix}", backend)
+            step = median_s("train_step", "mlp_784_128_64_10_b256", backend)
+            if epoch and step:
+                print(f"  {backend:<10} epoch {epoch * 1e3:8.1f} ms, steps {EPOCH_STEPS * step * 1e3:8.1f} ms, "
+                      f"outside {1 - EPOCH_STEPS * step / epoch:6.1%}")
 
     peer_gflops = peer["sgemm_4096_gflops"]
     print(f"\n4096² float32 matmul; {peer['sgemm_by']} {peer_gflops:.1f} GFLOP/s")
