@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::raw::{Integers, PlainRows, TextBuilder, is_missing};
 use crate::source::{Compression, Format, ReadOptions, open, read_error};
-use crate::table::{plain_integer, small_integer_at};
+use crate::table::{any_reads_as_number, small_integer_at};
 use crate::{Error, RawTable, Result};
 
 /// How to read a CSV file. `missing` and `max_field_bytes` apply to every format.
@@ -524,6 +524,9 @@ struct Context<'a> {
     limits: Limits<'a>,
     options: &'a CsvOptions,
     names: &'a [String],
+    /// Whether a missing token reads as a number: plain blocks then read no integers while
+    /// splitting, since such a cell must be missing, not the number.
+    numeric_token: bool,
 }
 
 impl<'a> Context<'a> {
@@ -593,14 +596,10 @@ impl<'a> Context<'a> {
         let mut row_starts: Vec<u32> = Vec::with_capacity(rows);
         let mut ends: Vec<Vec<u32>> = (0..width).map(|_| Vec::with_capacity(rows)).collect();
         let mut lines = Vec::with_capacity(rows);
-        // Columns are read as integers while each cell is one or missing, unless a missing
-        // token itself is one.
+        // Columns are read as integers while each cell is one or missing.
         let missing = options.missing.as_slice();
-        let integer_token = missing
-            .iter()
-            .any(|t| plain_integer(t.as_bytes()).is_some());
         let mut integers: Vec<Option<Integers>> = (0..width)
-            .map(|_| (!integer_token).then(|| Integers::with_capacity(rows)))
+            .map(|_| (!self.numeric_token).then(|| Integers::with_capacity(rows)))
             .collect();
         let mut line = block.lines_before;
         let (mut row_start, mut field_start, mut fields) = (0, 0, 0);
@@ -829,6 +828,7 @@ fn read_blocks(chunks: CsvChunks, block_bytes: usize) -> Result<RawTable> {
         },
         options: &options,
         names: &names,
+        numeric_token: any_reads_as_number(&options.missing),
     };
     let mut table = TextBuilder::new(&path, names.clone(), &options.missing)?;
     if let Some(line) = pending {

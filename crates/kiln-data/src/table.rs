@@ -320,10 +320,12 @@ impl RawTable {
                     .map(move |(column, output)| (part, column, output))
             })
             .collect();
+        let numeric_token = any_reads_as_number(&self.missing);
         let type_one = |(part, column, output): (usize, usize, Option<&mut [f64]>)| {
             indices[column].map(|index| {
                 let part_rows = (&self.parts[part], first_rows[part]);
-                self.type_part(part_rows, index, &schema.columns[column], output)
+                let numbers = output.map(|out| (out, numeric_token));
+                self.type_part(part_rows, index, &schema.columns[column], numbers)
             })
         };
         let parallel = rows >= PARALLEL_TYPING_ROWS;
@@ -418,13 +420,14 @@ impl RawTable {
     }
 
     /// Text column `index` of `part`, whose first row is the table's row `first_row`, typed
-    /// as `column` says: numbers into `numbers` (`Some` for a numeric column).
+    /// as `column` says. A numeric column is written into `numbers` (`Some`), with whether a
+    /// missing token reads as a number.
     fn type_part(
         &self,
         (part, first_row): (&TextPart, usize),
         index: usize,
         column: &ColumnSchema,
-        numbers: Option<&mut [f64]>,
+        numbers: Option<(&mut [f64], bool)>,
     ) -> Result<Typed> {
         let bad_value = |row: usize, value: &str| Error::BadValue {
             path: self.path.clone(),
@@ -434,7 +437,7 @@ impl RawTable {
             expected: column.column_type.expected(),
         };
         let missing = self.missing.as_slice();
-        if let Some(numbers) = numbers {
+        if let Some((numbers, numeric_token)) = numbers {
             return match part {
                 TextPart::Plain(rows) if let Some(read) = rows.integers(index) => {
                     for (number, &value) in numbers.iter_mut().zip(&read.values) {
@@ -445,11 +448,7 @@ impl RawTable {
                 // Numbers are read before the cell is compared with the missing tokens, unless
                 // a token itself reads as a number: a cell that reads as one is then never
                 // missing.
-                TextPart::Plain(rows)
-                    if !missing
-                        .iter()
-                        .any(|token| parse_number(token).is_some_and(|v| !v.is_nan())) =>
-                {
+                TextPart::Plain(rows) if !numeric_token => {
                     numbers_or_missing(numbers, rows.column(index), missing, bad_value)
                 }
                 part => write_numbers(numbers, part.cells(index, missing), bad_value),
@@ -508,11 +507,13 @@ fn write_numbers<'a>(
 ) -> Result<Vec<usize>> {
     let mut missing = Vec::new();
     for (row, (cell, out)) in cells.zip(out).enumerate() {
-        match cell.map(|text| (parse_number(text), text)) {
+        match cell {
             None => missing.push(row),
-            Some((Some(v), _)) if v.is_nan() => missing.push(row),
-            Some((Some(v), _)) => *out = v,
-            Some((None, text)) => return Err(bad_value(row, text)),
+            Some(text) => match parse_number(text) {
+                Some(v) if v.is_nan() => missing.push(row),
+                Some(v) => *out = v,
+                None => return Err(bad_value(row, text)),
+            },
         }
     }
     Ok(missing)
@@ -580,6 +581,14 @@ fn type_cells<'a>(
 /// `text` (trimmed) as a number, exactly as `str::parse::<f64>` reads it.
 pub(crate) fn parse_number(text: &str) -> Option<f64> {
     plain_integer(text.as_bytes()).or_else(|| text.trim().parse().ok())
+}
+
+/// Whether one of `tokens` reads as a number (NaN aside): a cell of that text is missing, so
+/// no fast path may read it as the number first.
+pub(crate) fn any_reads_as_number(tokens: &[String]) -> bool {
+    tokens
+        .iter()
+        .any(|token| parse_number(token).is_some_and(|v| !v.is_nan()))
 }
 
 /// `bytes` as a number when they are a plain integer (an optional `-`, then 1 to 15 digits):
