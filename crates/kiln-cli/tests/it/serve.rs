@@ -420,8 +420,8 @@ fn serve_refuses_bad_input_with_status_and_message() {
     );
 }
 
-/// Posts `body` to `/v1/predict` slowly: the headers and half the body, then `meanwhile`,
-/// then the rest; returns the raw response.
+/// Posts `body` to `/v1/predict` slowly: the headers, half the body once the server reads it,
+/// then `meanwhile`, then the rest; returns the raw response.
 fn slow_predict(url: &str, body: &str, meanwhile: impl FnOnce()) -> String {
     let host = url.strip_prefix("http://").unwrap();
     let mut stream = TcpStream::connect(host).unwrap();
@@ -431,10 +431,25 @@ fn slow_predict(url: &str, body: &str, meanwhile: impl FnOnce()) -> String {
     let (first, rest) = body.split_at(body.len() / 2);
     write!(
         stream,
-        "POST /v1/predict HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{first}",
+        "POST /v1/predict HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
+    stream.flush().unwrap();
+    // The server answers `100 Continue` once its handler reads the body: the request is then
+    // in flight, not a connection still waiting in the listen queue to be accepted.
+    let mut interim = Vec::new();
+    let mut byte = [0_u8];
+    while !interim.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        interim.push(byte[0]);
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
+    stream.write_all(first.as_bytes()).unwrap();
     stream.flush().unwrap();
     meanwhile();
     // A server that already answered (a timeout) may have closed; its answer is still there.
