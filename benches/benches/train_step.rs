@@ -1,8 +1,10 @@
 //! The training hot loop on every backend with a device here:
 //! - `train/step`: one optimizer step (forward, backward, Adam update) at batch 256 of the MLPs
 //!   784-128-64-10, 784-256-128-10 and 784-1024-1024-10 and a small CNN (the shapes
-//!   `benches/peers/torch_step.py` runs on PyTorch); throughput in samples. Each step ends by
-//!   reading the loss, which waits for the device: GPU timings include the synchronization.
+//!   `benches/peers/torch_step.py` runs on PyTorch); throughput in samples. The steps take the
+//!   16 batches of an epoch in turn, already on the device: one batch over and over would stay
+//!   in cache, which no epoch's batches do. Each step ends by reading the loss, which waits
+//!   for the device: GPU timings include the synchronization.
 //! - `train/epoch`: `kiln_train::fit` for one epoch of 16 such steps over 4,096 rows plus
 //!   validation on 512 rows (and `_no_valid`, without it): everything the loop adds around
 //!   the step (rows to tensors, shuffling, validation, metrics, progress). The model is built
@@ -16,13 +18,15 @@ use std::time::{Duration, Instant};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kiln_benches::{BATCH, is_gpu, mnist_like, mnist_like_batch, on_every_backend, step_models};
+use kiln_benches::{BATCH, is_gpu, mnist_like, mnist_like_batches, on_every_backend, step_models};
 use kiln_core::{BackendKind, BackendVisitor, DeviceInfo, Matrix};
 use kiln_train::{DeviceTargets, Hooks, Stepper, Task, TrainSettings};
 use kiln_transform::Targets;
 
-/// Rows of the epoch benchmark: 16 steps of `BATCH`.
-const EPOCH_ROWS: usize = 16 * BATCH;
+/// Steps of an epoch, in both benchmarks.
+const EPOCH_STEPS: usize = 16;
+/// Rows of the epoch benchmark.
+const EPOCH_ROWS: usize = EPOCH_STEPS * BATCH;
 const VALID_ROWS: usize = 512;
 const MATMUL: usize = 4096;
 /// Steps before the step benchmark starts again from a fresh model.
@@ -51,7 +55,7 @@ impl BackendVisitor for HotLoop<'_> {
             (false, true) => 2,
             (false, false) => 5,
         };
-        let (x, y) = mnist_like_batch::<B>(&device);
+        let batches = mnist_like_batches::<B>(EPOCH_STEPS, &device);
         let mut group = self.c.benchmark_group("train/step");
         group.throughput(Throughput::Elements(BATCH as u64));
         group.sample_size(10);
@@ -72,14 +76,16 @@ impl BackendVisitor for HotLoop<'_> {
                     b.iter_custom(|iters| {
                         let mut elapsed = Duration::ZERO;
                         for _ in 0..iters {
-                            // A fresh model every RESTART steps: thousands of steps on one
-                            // batch drive the loss to zero and the arithmetic into subnormals,
-                            // which no real epoch sees (PyTorch's peer restarts alike).
+                            // A fresh model every RESTART steps: thousands of steps on the
+                            // same rows drive the loss to zero and the arithmetic into
+                            // subnormals, which no real run sees (PyTorch's peer restarts
+                            // alike).
                             if steps_on_model == RESTART {
                                 let (new_model, new_stepper) = fresh();
                                 (model, stepper) = (Some(new_model), new_stepper);
                                 steps_on_model = 0;
                             }
+                            let (x, y) = &batches[steps_on_model % EPOCH_STEPS];
                             let started = Instant::now();
                             let (updated, loss) = stepper.step(
                                 model.take().expect("model is put back"),

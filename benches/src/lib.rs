@@ -74,13 +74,22 @@ pub fn mnist_like(rows: usize) -> (Matrix, Targets) {
     (Matrix::new(x, rows, 784), Targets::Classes(y))
 }
 
-/// [`mnist_like`] rows as one device batch of `BATCH` rows.
-pub fn mnist_like_batch<B: Backend>(device: &B::Device) -> (Tensor<B, 2>, Tensor<B, 1, Int>) {
-    let (x, Targets::Classes(y)) = mnist_like(BATCH) else {
+/// [`mnist_like`] rows as `count` device batches of `BATCH` rows.
+pub fn mnist_like_batches<B: Backend>(
+    count: usize,
+    device: &B::Device,
+) -> Vec<(Tensor<B, 2>, Tensor<B, 1, Int>)> {
+    let (x, Targets::Classes(y)) = mnist_like(count * BATCH) else {
         unreachable!("mnist_like gives classes")
     };
-    (
-        Tensor::from_data(TensorData::new(x.data, [BATCH, 784]), device),
-        Tensor::from_data(TensorData::new(y, [BATCH]), device),
-    )
+    x.data
+        .chunks(BATCH * 784)
+        .zip(y.chunks(BATCH))
+        .map(|(x, y)| {
+            (
+                Tensor::from_data(TensorData::new(x.to_vec(), [BATCH, 784]), device),
+                Tensor::from_data(TensorData::new(y.to_vec(), [BATCH]), device),
+            )
+        })
+        .collect()
 }

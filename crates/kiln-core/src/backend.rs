@@ -246,6 +246,13 @@ impl<V: BackendVisitor> BackendVisitor for InPrecision<V> {
     }
 }
 
+/// Whether `device` computes in host memory (the CPU backends, ndarray and flex), where a
+/// tensor made from a `Vec` takes its buffer over without a copy.
+pub fn in_host_memory<D: std::any::Any>(device: &D) -> bool {
+    let any: &dyn std::any::Any = device;
+    any.is::<burn::backend::ndarray::NdArrayDevice>() || any.is::<burn::backend::flex::FlexDevice>()
+}
+
 /// The devices of `count` data-parallel replicas, given the device [`dispatch`] opened. The
 /// CPU backends (ndarray, flex) have one device, which every replica shares: that checks the
 /// semantics on any machine, and is no faster. wgpu takes its discrete GPUs `0..count`
@@ -259,8 +266,7 @@ pub fn replica_devices<B: burn::tensor::backend::Backend>(
 ) -> Result<Vec<B::Device>> {
     use burn::tensor::backend::{Device, DeviceId};
     let any: &dyn std::any::Any = main;
-    let host = any.is::<burn::backend::ndarray::NdArrayDevice>()
-        || any.is::<burn::backend::flex::FlexDevice>();
+    let host = in_host_memory(main);
     // Type 0 is wgpu's discrete GPUs and CUDA's only kind of device.
     let (available, kind) = if host {
         (usize::MAX, "CPU devices")

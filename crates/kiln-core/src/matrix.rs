@@ -31,4 +31,17 @@ impl Matrix {
     pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.cols..(i + 1) * self.cols]
     }
+
+    /// The rows `rows`, in that order.
+    ///
+    /// # Panics
+    /// When a row is out of range (a caller bug).
+    #[must_use]
+    pub fn take_rows(&self, rows: &[usize]) -> Matrix {
+        let mut data = Vec::with_capacity(rows.len() * self.cols);
+        for &r in rows {
+            data.extend_from_slice(self.row(r));
+        }
+        Matrix::new(data, rows.len(), self.cols)
+    }
 }

@@ -71,6 +71,18 @@ impl Targets {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The targets of `rows`, in that order.
+    ///
+    /// # Panics
+    /// When a row is out of range (a caller bug).
+    #[must_use]
+    pub fn take(&self, rows: &[usize]) -> Targets {
+        match self {
+            Targets::Classes(v) => Targets::Classes(rows.iter().map(|&r| v[r]).collect()),
+            Targets::Values(v) => Targets::Values(rows.iter().map(|&r| v[r]).collect()),
+        }
+    }
 }
 
 impl FittedTarget {

@@ -17,11 +17,11 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{ElementConversion, Tensor, TensorData};
 use kiln_models::Net;
 use kiln_transform::Targets;
 
-use super::{DeviceTargets, Stepper, Task, TrainSettings};
+use super::{Stepper, Task, TrainRows, TrainSettings};
 use crate::collective::{Collective, agree};
 use crate::{Error, Result};
 
@@ -105,34 +105,26 @@ impl<'a> Nodes<'a> {
         &mut self,
         stepper: &mut Stepper<B>,
         model: Net<B>,
-        (x, targets): (&Tensor<B, 2>, &DeviceTargets<B>),
-        rows: &[i64],
+        (train, device): (&TrainRows<'_, B>, &B::Device),
+        rows: &[usize],
         lr: f64,
         seed: u64,
         (epoch, step): (usize, usize),
     ) -> Result<(Net<B>, Tensor<B, 1>)> {
-        let device = x.device();
         #[allow(clippy::cast_precision_loss)] // Row counts are far below 2^52.
         let weight = match &self.row_weights {
-            Some(w) => rows
-                .iter()
-                .map(|&r| usize::try_from(r).map_or(0.0, |r| w[r]))
-                .sum(),
+            Some(w) => rows.iter().map(|&r| w[r]).sum(),
             None => rows.len() as f64,
         };
         let (mut buffer, loss_sum) = if rows.is_empty() {
             (flatten(&model, &GradientsParams::new(), 0.0), 0.0)
         } else {
             B::seed(
-                &device,
+                device,
                 seed ^ (self.rank() as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9),
             );
-            let index = Tensor::<B, 1, Int>::from_data(
-                TensorData::new(rows.to_vec(), [rows.len()]),
-                &device,
-            );
-            let output = model.forward(x.clone().select(0, index.clone()));
-            let loss = stepper.objective.loss(output, targets.select(index));
+            let (x, targets) = train.batch(rows, device);
+            let loss = stepper.objective.loss(model.forward(x), targets);
             let grads = GradientsParams::from_grads(loss.clone().backward(), &model);
             let loss: f64 = loss.into_scalar().elem();
             (flatten(&model, &grads, weight), loss * weight)
@@ -156,7 +148,7 @@ impl<'a> Nodes<'a> {
         #[allow(clippy::cast_possible_truncation)]
         let loss = Tensor::from_data(
             TensorData::new(vec![(loss_sum / total.max(f64::MIN_POSITIVE)) as f32], [1]),
-            &device,
+            device,
         );
         if total == 0.0 {
             // No node had a row (only possible with zero class weights): nothing to learn.
@@ -291,9 +283,8 @@ mod tests {
     }
 
     fn rows_of(x: &Matrix, y: &[i64], rows: &[usize]) -> (Matrix, Targets) {
-        let data = rows.iter().flat_map(|&r| x.row(r).to_vec()).collect();
         (
-            Matrix::new(data, rows.len(), x.cols),
+            x.take_rows(rows),
             Targets::Classes(rows.iter().map(|&r| y[r]).collect()),
         )
     }

@@ -30,29 +30,28 @@ use std::sync::{Mutex, PoisonError};
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Int, Tensor, TensorData};
 use kiln_models::Net;
 use kiln_transform::Targets;
 
-use super::{DeviceTargets, Objective, Stepper, Task, TrainSettings};
+use super::{Objective, Stepper, Task, TrainRows, TrainSettings};
 use crate::Result;
 
 /// Held while a replica seeds the backend's process-wide RNG and runs its forward pass.
 static RNG: Mutex<()> = Mutex::new(());
 
-/// One replica's device, with every training row and the loss on it.
+/// One replica's device, with every training row and the loss for it.
 #[derive(Clone)]
-struct Replica<B: AutodiffBackend> {
+struct Replica<'a, B: AutodiffBackend> {
     device: B::Device,
-    x: Tensor<B, 2>,
-    targets: DeviceTargets<B>,
+    rows: TrainRows<'a, B>,
     objective: Objective<B>,
 }
 
 /// The replicas of a data-parallel run; the first holds the weights and the optimizer.
-pub(super) struct Replicas<B: AutodiffBackend> {
-    members: Vec<Replica<B>>,
+pub(super) struct Replicas<'a, B: AutodiffBackend> {
+    members: Vec<Replica<'a, B>>,
     /// Rows per shard: `batch_size`.
     shard_rows: usize,
     /// Each training row's weight in its batch's loss, where not all 1.
@@ -61,13 +60,11 @@ pub(super) struct Replicas<B: AutodiffBackend> {
     accumulation: f64,
 }
 
-impl<B: AutodiffBackend> Replicas<B> {
-    /// Copies the training rows `x_all` (on `devices[0]`) and `targets` (`y` on the host) to
-    /// every device.
+impl<'a, B: AutodiffBackend> Replicas<'a, B> {
+    /// Copies the training rows `rows` (for `devices[0]`; `y` on the host) to every device.
     pub(super) fn new(
         devices: &[B::Device],
-        x_all: &Tensor<B, 2>,
-        targets: &DeviceTargets<B>,
+        rows: &TrainRows<'a, B>,
         y: &Targets,
         settings: &TrainSettings,
         task: Task,
@@ -77,8 +74,7 @@ impl<B: AutodiffBackend> Replicas<B> {
             .map(|device| {
                 Ok(Replica {
                     device: device.clone(),
-                    x: x_all.clone().to_device(device),
-                    targets: targets.to_device(device),
+                    rows: rows.to_device(device),
                     objective: Objective::new(settings, task, device)?,
                 })
             })
@@ -101,24 +97,21 @@ impl<B: AutodiffBackend> Replicas<B> {
         &self,
         stepper: &mut Stepper<B>,
         model: Net<B>,
-        batch: &[i64],
+        batch: &[usize],
         lr: f64,
         seed: u64,
     ) -> (Net<B>, Tensor<B, 1>) {
         #[allow(clippy::cast_precision_loss)] // Row counts are far below 2^52.
-        let weight = |rows: &[i64]| -> f64 {
+        let weight = |rows: &[usize]| -> f64 {
             match &self.row_weights {
-                Some(w) => rows
-                    .iter()
-                    .map(|&r| usize::try_from(r).map_or(0.0, |r| w[r]))
-                    .sum(),
+                Some(w) => rows.iter().map(|&r| w[r]).sum(),
                 None => rows.len() as f64,
             }
         };
         let total = weight(batch);
         let accumulation = self.accumulation;
         let main = &self.members[0].device;
-        let shards: Vec<(&[i64], &Replica<B>)> =
+        let shards: Vec<(&[usize], &Replica<B>)> =
             batch.chunks(self.shard_rows).zip(&self.members).collect();
         let (grads, losses): (Vec<_>, Vec<_>) = std::thread::scope(|scope| {
             let others: Vec<_> = shards
@@ -157,30 +150,26 @@ impl<B: AutodiffBackend> Replicas<B> {
     }
 }
 
-impl<B: AutodiffBackend> Replica<B> {
+impl<B: AutodiffBackend> Replica<'_, B> {
     /// Forward and backward on the training rows `rows` with `model`, the replica's copy of
     /// the weights. Returns the gradients of the loss scaled by `share / accumulation`, and the
     /// detached loss scaled by `share`, both on `main`.
     fn pass(
         self,
         model: &Net<B>,
-        rows: &[i64],
+        rows: &[usize],
         share: f64,
         accumulation: f64,
         seed: u64,
         main: &B::Device,
     ) -> (GradientsParams, Tensor<B, 1>) {
-        let index = Tensor::<B, 1, Int>::from_data(
-            TensorData::new(rows.to_vec(), [rows.len()]),
-            &self.device,
-        );
-        let x = self.x.select(0, index.clone());
+        let (x, targets) = self.rows.batch(rows, &self.device);
         let output = {
             let _rng = RNG.lock().unwrap_or_else(PoisonError::into_inner);
             B::seed(&self.device, seed);
             model.forward(x)
         };
-        let loss = self.objective.loss(output, self.targets.select(index));
+        let loss = self.objective.loss(output, targets);
         let grads = loss.clone().mul_scalar(share / accumulation).backward();
         let grads = GradientsParams::from_grads(grads, model).to_device(main, model);
         (grads, loss.detach().mul_scalar(share).to_device(main))

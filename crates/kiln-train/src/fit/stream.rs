@@ -20,7 +20,7 @@ use rand::seq::SliceRandom;
 
 use super::{
     DeviceTargets, EpochEnd, Hooks, LoopState, Outcome, Stepper, Task, TrainSettings, Trained,
-    end_epoch,
+    check_targets, end_epoch,
 };
 use crate::Error;
 
@@ -96,7 +96,8 @@ pub fn fit_stream<B: AutodiffBackend, S: BatchSource>(
             let seed;
             (lr, seed) = state.next_step(settings, steps_per_epoch);
             B::seed(device, seed);
-            let targets = device_targets(task, y, device)?;
+            check_targets(task, &y)?;
+            let targets = DeviceTargets::upload(y, device);
             let input = Tensor::from_data(TensorData::new(x.data, [x.rows, x.cols]), device);
             let (updated, loss) = stepper.step(model, input, targets, lr);
             model = updated;
@@ -142,25 +143,6 @@ pub fn fit_stream<B: AutodiffBackend, S: BatchSource>(
         samples_per_second,
         exchange_seconds: 0.0,
         exchanges: 0,
-    })
-}
-
-/// A batch's targets on `device`.
-fn device_targets<B: AutodiffBackend>(
-    task: Task,
-    y: Targets,
-    device: &B::Device,
-) -> Result<DeviceTargets<B>, Error> {
-    Ok(match (task, y) {
-        (Task::Classification { .. }, Targets::Classes(c)) => {
-            let n = c.len();
-            DeviceTargets::Classes(Tensor::from_data(TensorData::new(c, [n]), device))
-        }
-        (Task::Regression, Targets::Values(v)) => {
-            let n = v.len();
-            DeviceTargets::Values(Tensor::from_data(TensorData::new(v, [n, 1]), device))
-        }
-        _ => return Err(Error::TargetMismatch { task }),
     })
 }
 
