@@ -4,7 +4,9 @@ and prints, per backend kiln has here:
 - samples/s of one Adam step of each model and the ratio kiln / PyTorch (1 and 2 threads on
   the CPU; CUDA with `--device cuda`);
 - the share of an epoch spent outside the step (rows to tensors, shuffling, validation,
-  metrics): 1 - 16 steps / one `fit` epoch of 16 steps, with the validation pass and without;
+  metrics): the time of one `fit` epoch of 16 steps beyond the same steps run bare (measured
+  in pairs: `train/epoch_outside`), over the epoch's time; with the validation pass and
+  without;
 - GFLOP/s of a 4096² matmul against numpy's OpenBLAS sgemm.
 
     PY=$(../shared/peers/setup.sh | tail -1)     # a venv with torch and numpy
@@ -81,10 +83,10 @@ def main():
         print(f"\nShare of a fit epoch ({EPOCH_STEPS} steps, {what}) outside the step")
         for backend in backends("train_epoch", f"mlp_784_128_64_10_b256{suffix}"):
             epoch = median_s("train_epoch", f"mlp_784_128_64_10_b256{suffix}", backend)
-            step = median_s("train_step", "mlp_784_128_64_10_b256", backend)
-            if epoch and step:
-                print(f"  {backend:<10} epoch {epoch * 1e3:8.1f} ms, steps {EPOCH_STEPS * step * 1e3:8.1f} ms, "
-                      f"outside {1 - EPOCH_STEPS * step / epoch:6.1%}")
+            outside = median_s("train_epoch_outside", f"mlp_784_128_64_10_b256{suffix}", backend)
+            if epoch and outside is not None:
+                print(f"  {backend:<10} epoch {epoch * 1e3:8.1f} ms, outside the steps {outside * 1e3:6.2f} ms "
+                      f"({outside / epoch:6.1%})")
 
     peer_gflops = peer["sgemm_4096_gflops"]
     print(f"\n4096² float32 matmul; {peer['sgemm_by']} {peer_gflops:.1f} GFLOP/s")

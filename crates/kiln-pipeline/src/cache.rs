@@ -129,7 +129,7 @@ impl StageCache {
             stage: stage.to_owned(),
             key: key.to_owned(),
             bytes: dir_bytes(staged.path()),
-            last_used: now_secs(),
+            last_used: crate::provenance::unix_millis() / 1000,
         };
         write_json(&staged.path().join(ENTRY_FILE), &entry)?;
         match staged.commit() {
@@ -212,12 +212,6 @@ fn touch(path: &Path) -> std::io::Result<()> {
         .open(path)?;
     file.file()
         .set_times(FileTimes::new().set_modified(SystemTime::now()))
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
