@@ -170,7 +170,9 @@ impl BackendVisitor for HotLoop<'_> {
         group.finish();
         // The epoch's time beyond its bare steps, each epoch paired with a run of the steps
         // just before it: on a shared machine the speed drifts by more than the share sought
-        // between two benchmarks, even seconds apart. A sum below zero (noise) counts as zero.
+        // between two benchmarks, even seconds apart. A sample whose epochs took no longer than
+        // their steps (noise) counts as 1 ns, as criterion refuses zero: it cannot move the
+        // median unless most samples are there, and then the figure reads as nothing.
         let mut group = self.c.benchmark_group("train/epoch_outside");
         group.sample_size(10);
         group.measurement_time(Duration::from_secs(seconds * 4));
@@ -184,7 +186,7 @@ impl BackendVisitor for HotLoop<'_> {
                             steps += bare_steps();
                             epochs += epoch(valid);
                         }
-                        epochs.saturating_sub(steps)
+                        epochs.saturating_sub(steps).max(Duration::from_nanos(1))
                     });
                 },
             );
