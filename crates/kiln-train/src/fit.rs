@@ -412,10 +412,8 @@ impl<'a, B: Backend> TrainRows<'a, B> {
         Ok(if kiln_core::backend::in_host_memory(device) {
             TrainRows::Host { x, y }
         } else {
-            TrainRows::Device {
-                x: Tensor::from_data(TensorData::new(x.data.clone(), [x.rows, x.cols]), device),
-                targets: DeviceTargets::upload(y.clone(), device),
-            }
+            let (x, targets) = upload(x.clone(), y.clone(), device);
+            TrainRows::Device { x, targets }
         })
     }
 

@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Tensor, TensorData};
 use kiln_core::Matrix;
 use kiln_core::rng::ChaCha8Rng;
 use kiln_models::Net;
@@ -19,8 +18,8 @@ use rand::RngExt;
 use rand::seq::SliceRandom;
 
 use super::{
-    DeviceTargets, EpochEnd, Hooks, LoopState, Outcome, Stepper, Task, TrainSettings, Trained,
-    check_targets, end_epoch,
+    EpochEnd, Hooks, LoopState, Outcome, Stepper, Task, TrainSettings, Trained, check_targets,
+    end_epoch, upload,
 };
 use crate::Error;
 
@@ -97,8 +96,7 @@ pub fn fit_stream<B: AutodiffBackend, S: BatchSource>(
             (lr, seed) = state.next_step(settings, steps_per_epoch);
             B::seed(device, seed);
             check_targets(task, &y)?;
-            let targets = DeviceTargets::upload(y, device);
-            let input = Tensor::from_data(TensorData::new(x.data, [x.rows, x.cols]), device);
+            let (input, targets) = upload(x, y, device);
             let (updated, loss) = stepper.step(model, input, targets, lr);
             model = updated;
             losses.push(loss);
