@@ -9,8 +9,12 @@
 //!   validation on 512 rows (and `_no_valid`, without it): everything the loop adds around
 //!   the step (rows to tensors, shuffling, validation, metrics, progress). The model is built
 //!   outside the timing.
-//! - `train/epoch_outside`: the epoch's time beyond the same 16 steps run bare (each epoch
-//!   paired with a run of the steps); `compare.py` reports it as a share of the epoch.
+//! - `train/epoch_outside`: the epoch's time beyond the same 16 steps run bare and, with
+//!   validation, beyond the bare forward pass over the 512 validation rows too (each epoch
+//!   paired with a run of that work): rows to tensors, shuffling, outputs to the host,
+//!   metrics, history. `compare.py` reports it as a share of the epoch.
+//! - `train/valid_forward`: that bare forward pass alone, already on the device (the compute
+//!   a validation pass cannot skip).
 //! - `matmul/4096`: one 4096×4096 by 4096×4096 f32 product (CPU backends and real GPUs), for
 //!   GFLOP/s against numpy's sgemm and PyTorch's CUDA product.
 
@@ -150,43 +154,72 @@ impl BackendVisitor for HotLoop<'_> {
             }
             started.elapsed()
         };
-        // With the validation pass, and without: the second's time beyond the 16 steps is the
-        // loop's own (rows to tensors, shuffling, losses, history). The model is built outside
-        // the timing, as a run builds it once, not per epoch.
+        // The validation rows' forward pass alone, already on the device, as the steps above.
+        let valid_rows = Tensor::<B::InnerBackend, 2>::from_data(
+            TensorData::new(valid_x.data.clone(), [valid_x.rows, valid_x.cols]),
+            &device,
+        );
+        let bare_forward = || {
+            let model = spec.init::<B::InnerBackend>(0, &device);
+            let started = Instant::now();
+            let outputs = black_box(model.forward(valid_rows.clone()));
+            B::InnerBackend::sync(&device).expect("the device finishes");
+            let elapsed = started.elapsed();
+            drop(outputs);
+            elapsed
+        };
+        // With the validation pass, and without; beside each, the bare work its epoch is
+        // paired with. Beyond that work an epoch's time is the loop's own: rows to tensors,
+        // shuffling, outputs to the host, metrics, history. The model is built outside the
+        // timing, as a run builds it once, not per epoch.
+        let bare_with_valid = || bare_steps() + bare_forward();
         let runs = [
-            ("", (&valid_x, &valid_y)),
-            ("_no_valid", (&no_valid.0, &no_valid.1)),
+            (
+                "",
+                (&valid_x, &valid_y),
+                &bare_with_valid as &dyn Fn() -> Duration,
+            ),
+            ("_no_valid", (&no_valid.0, &no_valid.1), &bare_steps),
         ];
         let mut group = self.c.benchmark_group("train/epoch");
         group.throughput(Throughput::Elements(EPOCH_ROWS as u64));
         group.sample_size(10);
         group.measurement_time(Duration::from_secs(seconds * 2));
-        for (suffix, valid) in runs {
+        for (suffix, valid, _) in runs {
             group.bench_function(
                 BenchmarkId::new(format!("{name}_b256{suffix}"), info.backend.name()),
                 |b| b.iter_custom(|iters| (0..iters).map(|_| epoch(valid)).sum()),
             );
         }
         group.finish();
-        // The epoch's time beyond its bare steps, each epoch paired with a run of the steps
+        let mut group = self.c.benchmark_group("train/valid_forward");
+        group.throughput(Throughput::Elements(VALID_ROWS as u64));
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(seconds));
+        group.bench_function(
+            BenchmarkId::new(format!("{name}_r{VALID_ROWS}"), info.backend.name()),
+            |b| b.iter_custom(|iters| (0..iters).map(|_| bare_forward()).sum()),
+        );
+        group.finish();
+        // The epoch's time beyond its bare work, each epoch paired with a run of that work
         // just before it: on a shared machine the speed drifts by more than the share sought
         // between two benchmarks, even seconds apart. A sample whose epochs took no longer than
-        // their steps (noise) counts as 1 ns, as criterion refuses zero: it cannot move the
+        // that work (noise) counts as 1 ns, as criterion refuses zero: it cannot move the
         // median unless most samples are there, and then the figure reads as nothing.
         let mut group = self.c.benchmark_group("train/epoch_outside");
         group.sample_size(10);
         group.measurement_time(Duration::from_secs(seconds * 4));
-        for (suffix, valid) in runs {
+        for (suffix, valid, bare) in runs {
             group.bench_function(
                 BenchmarkId::new(format!("{name}_b256{suffix}"), info.backend.name()),
                 |b| {
                     b.iter_custom(|iters| {
-                        let (mut steps, mut epochs) = (Duration::ZERO, Duration::ZERO);
+                        let (mut work, mut epochs) = (Duration::ZERO, Duration::ZERO);
                         for _ in 0..iters {
-                            steps += bare_steps();
+                            work += bare();
                             epochs += epoch(valid);
                         }
-                        epochs.saturating_sub(steps).max(Duration::from_nanos(1))
+                        epochs.saturating_sub(work).max(Duration::from_nanos(1))
                     });
                 },
             );

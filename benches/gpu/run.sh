@@ -64,7 +64,7 @@ if want train; then
     # kiln's criterion step benchmark on the GPU backends against PyTorch CUDA, one table.
     log "train step: kiln (criterion) vs PyTorch CUDA"
     timeout 150 python3 benches/peers/compare.py --bench-bin "$BIN/train_step" --device cuda \
-        --filter "/($GPU_BACKENDS)\$" --warm-up-time "$WARM_UP" > "$OUT/train_step.txt" 2>&1
+        --backends "$GPU_BACKENDS" --rounds 0 --warm-up-time "$WARM_UP" > "$OUT/train_step.txt" 2>&1
     grep -A30 '^One Adam step' "$OUT/train_step.txt" | tee -a "$OUT/summary.txt"
 fi
 

@@ -10,6 +10,7 @@
 Prints one JSON object.
     python benches/peers/torch_step.py [--device cpu|cuda] [--steps 64] [--reps 15]
         [--precision f32|bf16]   # bf16: torch.autocast on CUDA (the usual mixed precision)
+        [--models mlp_784_128_64_10,...] [--no-sgemm]   # a subset (compare.py's rounds)
 """
 import contextlib
 import json
@@ -117,8 +118,13 @@ def main():
     device = arg("--device", "cpu")
     steps, reps = int(arg("--steps", 64)), int(arg("--reps", 15))
     precision = arg("--precision", "f32")
+    models = arg("--models", ",".join(MODELS)).split(",")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        sys.exit(f"unknown models {unknown}; known: {', '.join(MODELS)}")
     results = {}
-    for name, build in MODELS.items():
+    for name in models:
+        build = MODELS[name]
         if device == "cuda":
             results[name] = [measure(build, "cuda", f"cuda {precision}", steps, reps, precision)]
         else:
@@ -133,8 +139,10 @@ def main():
         "numpy": np.__version__,
         "batch": BATCH,
         "results": results,
-        "sgemm_4096_gflops": sgemm_cuda() if device == "cuda" else sgemm_numpy(),
-        "sgemm_by": "torch cuda" if device == "cuda" else "numpy",
+        **({} if "--no-sgemm" in sys.argv else {
+            "sgemm_4096_gflops": sgemm_cuda() if device == "cuda" else sgemm_numpy(),
+            "sgemm_by": "torch cuda" if device == "cuda" else "numpy",
+        }),
     }))
 
 
