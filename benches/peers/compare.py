@@ -3,16 +3,16 @@
 and prints, per backend kiln has here:
 - samples/s of one Adam step of each model and the ratio kiln / PyTorch (1 and 2 threads on
   the CPU; CUDA with `--device cuda`);
-- then, for the two MLPs the training goal names (784-128-64-10, 784-256-128-10), the same
-  ratio over `--rounds` more rounds (default 3; 0 for none), each round kiln's step then
-  PyTorch's, one right after the other: the machine's speed drifts within minutes, so a ratio is only fair between runs
-  close in time; prints each round's ratio and their median;
 - the share of an epoch spent outside the step (rows to tensors, shuffling, outputs to the
   host, metrics, history): the time of one `fit` epoch of 16 steps beyond the same steps run
   bare, and with validation beyond the bare forward pass over the validation rows too
   (measured in pairs: `train/epoch_outside`), over the epoch's time; with the validation pass
   and without; and the share of that bare forward pass (`train/valid_forward`);
-- GFLOP/s of a 4096² matmul against numpy's OpenBLAS sgemm.
+- GFLOP/s of a 4096² matmul against numpy's OpenBLAS sgemm;
+- then, for the two MLPs the training goal names (784-128-64-10, 784-256-128-10), the step
+  ratio over `--rounds` more rounds (default 3; 0 for none), each round kiln's step then
+  PyTorch's, one right after the other: the machine's speed drifts within minutes, so a ratio
+  is only fair between runs close in time; each round's ratio and their median.
 
     PY=$(../shared/peers/setup.sh | tail -1)     # a venv with torch and numpy
     $PY benches/peers/compare.py --backends 'flex|ndarray'   # from the repository root
@@ -120,8 +120,8 @@ def main():
             if epoch and outside is not None:
                 line = (f"  {backend:<10} epoch {epoch * 1e3:8.1f} ms, outside {outside * 1e3:6.2f} ms "
                         f"({outside / epoch:6.1%})")
-                forward = median_s("train_valid_forward", "mlp_784_128_64_10_r512", backend)
-                if not suffix and forward is not None:
+                forward = None if suffix else median_s("train_valid_forward", "mlp_784_128_64_10_r512", backend)
+                if forward is not None:
                     line += f"; the bare validation forward {forward * 1e3:.2f} ms ({forward / epoch:.1%})"
                 print(line)
 
