@@ -17,6 +17,9 @@
 //!   a validation pass cannot skip).
 //! - `matmul/4096`: one 4096×4096 by 4096×4096 f32 product (CPU backends and real GPUs), for
 //!   GFLOP/s against numpy's sgemm and PyTorch's CUDA product.
+//!
+//! Everything runs on the bench's main thread made a worker of rayon's global pool, as
+//! `kiln` runs its commands (`kiln_core::backend::join_compute_pool`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -258,6 +261,8 @@ impl BackendVisitor for HotLoop<'_> {
 }
 
 fn hot_loop(c: &mut Criterion) {
+    // As the kiln binary trains: on a thread of rayon's pool, where the CPU kernels run in place.
+    kiln_core::backend::join_compute_pool();
     on_every_backend("train_step", |kind| {
         kiln_core::dispatch(kind, HotLoop { c: &mut *c })
     });

@@ -332,6 +332,9 @@ fn main() -> ExitCode {
             }
         };
     }
+    // Every other command computes on this thread: one of the pool's threads then (serve's
+    // thread waits in its async runtime instead, and its model runs on a pool of its own).
+    kiln_core::backend::join_compute_pool();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -2084,4 +2084,66 @@ mod tests {
         assert!(save(&full, "a") == save(&resumed, "b"));
         fs_err::remove_dir_all(&dir).unwrap();
     }
+
+    /// flex runs its products on rayon's threads: a layer of 256 × 512 × 256 (above gemm's
+    /// threshold for threads) must still train to the same bits on one thread, on two, and
+    /// twice on two, or `kiln reproduce` could not promise exact reruns on flex.
+    #[test]
+    fn flex_trains_to_the_same_bits_on_one_and_two_threads() {
+        use burn::backend::Flex;
+        use burn::backend::flex::FlexDevice;
+        type F = Autodiff<Flex>;
+
+        let _serial = serial();
+        let (rows, inputs) = (512, 512);
+        let mut rng = kiln_core::rng::stream(0, "test-data");
+        let data = (0..rows * inputs)
+            .map(|_| rand::RngExt::random_range(&mut rng, -1.0..1.0_f32))
+            .collect();
+        let x = Matrix::new(data, rows, inputs);
+        let y = Targets::Classes((0..rows as i64).map(|i| i % 10).collect());
+        let no_valid = (
+            Matrix::new(Vec::new(), 0, inputs),
+            Targets::Classes(Vec::new()),
+        );
+        let spec = ModelSpec {
+            kind: ModelKind::Mlp,
+            inputs,
+            hidden: vec![256],
+            outputs: 10,
+            ..ModelSpec::default()
+        };
+        let settings = TrainSettings {
+            epochs: 2,
+            batch_size: 256,
+            ..Default::default()
+        };
+        let train_on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let trained = fit(
+                    spec.init::<F>(3, &FlexDevice),
+                    (&x, &y),
+                    (&no_valid.0, &no_valid.1),
+                    Task::Classification { classes: 10 },
+                    &settings,
+                    &FlexDevice,
+                    Hooks::default(),
+                )
+                .unwrap();
+                kiln_models::parameter_hash(&trained.model)
+            })
+        };
+        let one = train_on(1);
+        assert_eq!(train_on(2), one);
+        assert_eq!(train_on(2), one);
+        // Training moved the weights, so equal hashes are not those of the initial model.
+        assert_ne!(
+            kiln_models::parameter_hash(&spec.init::<F>(3, &FlexDevice)),
+            one
+        );
+    }
 }
