@@ -2089,7 +2089,7 @@ mod tests {
             .map(|_| rand::RngExt::random_range(&mut rng, -1.0..1.0_f32))
             .collect();
         let x = Matrix::new(data, rows, inputs);
-        let y = Targets::Classes((0..rows as i64).map(|i| i % 10).collect());
+        let y = Targets::Classes((0..10).cycle().take(rows).collect());
         let no_valid = (
             Matrix::new(Vec::new(), 0, inputs),
             Targets::Classes(Vec::new()),
